@@ -28,6 +28,7 @@ never receive gradient in training and stay at their random initialisation.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import asdict, dataclass, fields
 from typing import Any, Dict, Optional, Tuple, Union
 
@@ -135,7 +136,9 @@ class RegressionTransformer(HookedTransformer):
     """
 
     def __init__(self, config: RegressionConfig, device: Union[str, torch.device] = "cpu"):
-        super().__init__(config.to_hooked_config(device), move_to_device=True)
+        with warnings.catch_warnings():  # "HookedTransformer is deprecated" (we pin transformer-lens < 4)
+            warnings.filterwarnings("ignore", category=DeprecationWarning, message=".*HookedTransformer is deprecated.*")
+            super().__init__(config.to_hooked_config(device), move_to_device=True)
         self.regression_config = config
         self.read_in = nn.Linear(config.n_dims, config.d_model, device=device)
         if config.init_seed is not None:  # make the read-in's init reproducible too
