@@ -102,7 +102,7 @@ class RegressionConfig:
             original_architecture="RegressionTransformer",
             default_prepend_bos=False,
             device=str(device),
-            seed=self.init_seed,
+            seed=None,  # RegressionTransformer seeds its init itself, without touching global RNGs
             init_weights=True,
         )
 
@@ -136,17 +136,17 @@ class RegressionTransformer(HookedTransformer):
     """
 
     def __init__(self, config: RegressionConfig, device: Union[str, torch.device] = "cpu"):
-        with warnings.catch_warnings():  # "HookedTransformer is deprecated" (we pin transformer-lens < 4)
+        # The initialisation is seeded by ``init_seed`` inside a forked RNG, so building (or loading) a model
+        # leaves the global torch / numpy / random state alone (TransformerLens's own ``seed`` would reseed
+        # all three).
+        with torch.random.fork_rng(devices=[]), warnings.catch_warnings():
+            # "HookedTransformer is deprecated" (the project pins transformer-lens < 4)
             warnings.filterwarnings("ignore", category=DeprecationWarning, message=".*HookedTransformer is deprecated.*")
+            if config.init_seed is not None:
+                torch.manual_seed(config.init_seed)
             super().__init__(config.to_hooked_config(device), move_to_device=True)
-        self.regression_config = config
-        self.read_in = nn.Linear(config.n_dims, config.d_model, device=device)
-        if config.init_seed is not None:  # make the read-in's init reproducible too
-            g = torch.Generator().manual_seed(config.init_seed + 1)
-            bound = 1.0 / config.n_dims**0.5  # nn.Linear's default (kaiming-uniform, a=sqrt(5)) bounds
-            with torch.no_grad():
-                self.read_in.weight.copy_(torch.empty(config.d_model, config.n_dims).uniform_(-bound, bound, generator=g))
-                self.read_in.bias.copy_(torch.empty(config.d_model).uniform_(-bound, bound, generator=g))
+            self.regression_config = config
+            self.read_in = nn.Linear(config.n_dims, config.d_model, device=device)  # default (kaiming-uniform) init
         self.setup()  # re-index modules and hook points now that read_in exists
 
     # ----------------------------------------------------------------------------------------------

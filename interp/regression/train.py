@@ -144,7 +144,6 @@ def train_regression_model(
     cfg = train_config or TrainConfig()
     if cfg.n_threads is not None:
         torch.set_num_threads(cfg.n_threads)
-    torch.manual_seed(cfg.seed)
     if model is None:
         model = RegressionTransformer(model_config)
     model.train()
