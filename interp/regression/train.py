@@ -139,7 +139,8 @@ def train_regression_model(
 
     ``training_info`` is what goes into ``config.json["training"]``: the ``TrainConfig``, steps done, wall
     time, ms per step, final training loss and ``final_eval`` (``evaluate_curve`` summary on fresh prompts).
-    ``out_dir`` also receives ``train_log.jsonl`` (one line per log step) and ``eval_curve.json``.
+    ``out_dir`` also receives ``train_log.jsonl`` (a header line with the baselines' per-position errors on the
+    log prompts, then one line per log step with the model's) and ``eval_curve.json`` (the final curve).
     """
     cfg = train_config or TrainConfig()
     if cfg.n_threads is not None:
@@ -163,6 +164,11 @@ def train_regression_model(
         for name in default_baselines(fc)
         if name != "zero"
     }
+
+    if log_file is not None:  # first line: the baselines' per-position errors on the same log prompts
+        header = {"log_prompts": cfg.log_prompts, "log_seed": cfg.log_seed}
+        header["baseline_error"] = {n: [round(v, 5) for v in e.mean(0).tolist()] for n, e in base_err.items()}
+        log_file.write(json.dumps(header) + "\n")
 
     optimiser = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     g = torch.Generator().manual_seed(cfg.seed)
