@@ -1,0 +1,1 @@
+from interp.models import load_model, DEFAULT_MODEL

@@ -1,0 +1,172 @@
+"""The last-token engine: run a batch's prefix once, freeze its keys and values, then run many final-token
+variants over it.
+
+Why this is exact. Every intervention in this toolkit (LTV / FV addition, TV replacement, head patching
+for causal indirect effects, layer sweeps) edits the *final position only*. Under causal attention the
+earlier positions never see the final one, so their keys and values are the same in every variant. We
+compute them once with TransformerLens's ``TransformerLensKeyValueCache``, ``freeze()`` it (so running
+the final token reads the cache without appending to it), and each variant then costs a one-token
+forward pass, and a one-token backward pass when training LTV weights, instead of a whole prompt.
+Left padding is handled by TransformerLens itself: the cache keeps the prefix's attention mask, and
+rotary / absolute positions are computed from it.
+
+    prefix = FrozenPrefix.from_batch(model, batch.tokens, batch.attention_mask)
+    clean = prefix.run()                                          # [batch, d_vocab], final position
+    steered = prefix.run(add_vectors(model, {9: fv}))             # same hooks as on a full prompt
+    many = prefix.repeat(270).run(patch_heads(model, layers, heads, z_mean))   # 270 variants per prompt
+
+`final_logits` is the reference path (the full prompt recomputed every time); the tests prove the two
+agree to float32 precision, with and without each kind of intervention, and for LTV gradients.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+import torch
+from jaxtyping import Float, Int
+from torch import Tensor
+from transformer_lens import HookedTransformer
+from transformer_lens.cache.key_value_cache import TransformerLensKeyValueCache
+from transformer_lens.cache.key_value_cache_entry import TransformerLensKeyValueCacheEntry
+
+from interp.interventions import Hook
+
+
+def _final_position_output(model: HookedTransformer, inputs: Tensor, **kwargs) -> Float[Tensor, "batch d_vocab"]:
+    """Run all blocks, then ln_final + unembed on the last position only (49k-way logits are costly)."""
+    resid = model(inputs, stop_at_layer=model.cfg.n_layers, **kwargs)[:, -1:]
+    if model.cfg.normalization_type is not None:
+        resid = model.ln_final(resid)
+    return model.unembed(resid)[:, -1]
+
+
+def final_logits(
+    model: HookedTransformer,
+    inputs: Tensor,
+    attention_mask: Int[Tensor, "batch pos"] | None = None,
+    hooks: Sequence[Hook] = (),
+) -> Float[Tensor, "batch d_vocab"]:
+    """Reference path: the whole prompt through the model, output at the final position."""
+    with model.hooks(fwd_hooks=list(hooks)):
+        return _final_position_output(model, inputs, attention_mask=attention_mask)
+
+
+@dataclass
+class FrozenPrefix:
+    """Keys/values of every position but the last, frozen; the final inputs kept to run variants."""
+
+    model: HookedTransformer
+    cache: TransformerLensKeyValueCache
+    final_inputs: Tensor  # [batch, 1] token ids, or [batch, 1, d_in] for continuous-input models
+
+    @classmethod
+    @torch.no_grad()
+    def from_batch(
+        cls,
+        model: HookedTransformer,
+        inputs: Tensor,
+        attention_mask: Int[Tensor, "batch pos"] | None = None,
+        hooks: Sequence[Hook] = (),
+    ) -> "FrozenPrefix":
+        """Run ``inputs[:, :-1]`` into a fresh cache and freeze it.
+
+        ``hooks`` apply to the prefix run (e.g. a clean-run cache for patching experiments); they do not
+        apply to later variants.
+        """
+        if inputs.shape[1] < 2:
+            raise ValueError("a prompt needs at least 2 positions to split into prefix + final token")
+        batch = inputs.shape[0]
+        if attention_mask is None:
+            attention_mask = torch.ones(inputs.shape[:2], dtype=torch.long, device=inputs.device)
+        if not bool(attention_mask[:, -1].all()):
+            raise ValueError(
+                "the final position is padding in some rows: pad on the left so every prompt ends at position -1"
+            )
+        cache = TransformerLensKeyValueCache.init_cache(model.cfg, model.cfg.device, batch)
+        with model.hooks(fwd_hooks=list(hooks)):
+            model(inputs[:, :-1], attention_mask=attention_mask[:, :-1], past_kv_cache=cache, return_type=None)
+        cache.freeze()
+        return cls(model=model, cache=cache, final_inputs=inputs[:, -1:])
+
+    def __len__(self) -> int:
+        return self.final_inputs.shape[0]
+
+    @property
+    def prefix_length(self) -> int:
+        return self.cache.previous_attention_mask.shape[1]
+
+    def run(self, hooks: Sequence[Hook] = ()) -> Float[Tensor, "batch d_vocab"]:
+        """Model output at the final position with ``hooks`` active (gradients flow if enabled)."""
+        ones = torch.ones((len(self), 1), dtype=torch.long, device=self.final_inputs.device)
+        with self.model.hooks(fwd_hooks=list(hooks)):
+            return _final_position_output(self.model, self.final_inputs, attention_mask=ones, past_kv_cache=self.cache)
+
+    def select(self, idx: Sequence[int] | Tensor) -> "FrozenPrefix":
+        """A sub-batch (rows ``idx``), sharing nothing mutable with this one."""
+        idx_t = torch.as_tensor(idx, dtype=torch.long)
+        return self._derive(lambda t: t[idx_t])
+
+    def repeat(self, n: int) -> "FrozenPrefix":
+        """Each row repeated ``n`` times consecutively: row ``i * n + j`` is variant ``j`` of prompt ``i``."""
+        return self._derive(lambda t: t.repeat_interleave(n, dim=0))
+
+    def _derive(self, fn) -> "FrozenPrefix":
+        cache = TransformerLensKeyValueCache(
+            entries=[
+                TransformerLensKeyValueCacheEntry(fn(e.past_keys), fn(e.past_values), frozen=True)
+                for e in self.cache.entries
+            ],
+            previous_attention_mask=fn(self.cache.previous_attention_mask),
+            frozen=True,
+        )
+        return FrozenPrefix(model=self.model, cache=cache, final_inputs=fn(self.final_inputs))
+
+    @classmethod
+    def concat(cls, prefixes: Sequence["FrozenPrefix"]) -> "FrozenPrefix":
+        """Stack prefixes of possibly different lengths into one batch (left-padding the shorter ones)."""
+        if len(prefixes) == 1:
+            return prefixes[0]
+        longest = max(p.prefix_length for p in prefixes)
+
+        def pad(t: Tensor, length: int) -> Tensor:
+            missing = longest - length
+            if missing == 0:
+                return t
+            shape = (t.shape[0], missing, *t.shape[2:])
+            return torch.cat([torch.zeros(shape, dtype=t.dtype, device=t.device), t], dim=1)
+
+        entries = []
+        for layer in range(len(prefixes[0].cache.entries)):
+            keys = torch.cat([pad(p.cache[layer].past_keys, p.prefix_length) for p in prefixes])
+            values = torch.cat([pad(p.cache[layer].past_values, p.prefix_length) for p in prefixes])
+            entries.append(TransformerLensKeyValueCacheEntry(keys, values, frozen=True))
+        mask = torch.cat([pad(p.cache.previous_attention_mask, p.prefix_length) for p in prefixes])
+        cache = TransformerLensKeyValueCache(entries=entries, previous_attention_mask=mask, frozen=True)
+        return cls(prefixes[0].model, cache, torch.cat([p.final_inputs for p in prefixes]))
+
+    def nbytes(self) -> int:
+        return sum(e.past_keys.nelement() * e.past_keys.element_size() * 2 for e in self.cache.entries)
+
+
+def build_prefixes(
+    model: HookedTransformer, inputs: Tensor, attention_mask: Tensor | None, chunk_size: int = 32
+) -> FrozenPrefix:
+    """`FrozenPrefix.from_batch` in chunks (bounded activation memory), concatenated."""
+    parts = []
+    for start in range(0, inputs.shape[0], chunk_size):
+        sl = slice(start, start + chunk_size)
+        mask = attention_mask[sl] if attention_mask is not None else None
+        inp, mask = _trim(inputs[sl], mask)
+        parts.append(FrozenPrefix.from_batch(model, inp, mask))
+    return FrozenPrefix.concat(parts)
+
+
+def _trim(inputs: Tensor, mask: Tensor | None) -> tuple[Tensor, Tensor | None]:
+    """Drop all-padding leading columns of a chunk (saves prefix compute on short rows)."""
+    if mask is None:
+        return inputs, None
+    used = (mask.sum(0) > 0).nonzero()
+    start = int(used[0]) if len(used) else 0
+    return inputs[:, start:], mask[:, start:]

@@ -1,0 +1,105 @@
+"""The frozen-prefix engine equals a full recompute: logits with and without every intervention, and
+LTV-style gradients, on left-padded batches of unequal lengths."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from interp.activations import head_activations
+from interp.engine import FrozenPrefix, build_prefixes, final_logits
+from interp.interventions import add_vectors, patch_heads, replace_resid
+from interp.prompts import model_prompts
+
+TOL = 1e-4
+
+
+def _batch(model, task, setting="icl", n=6, shots=3):
+    return model_prompts(model, task, setting=setting, shots=shots, n=n, split="test", seed=1)
+
+
+def _interventions(model, batch):
+    gen = torch.Generator().manual_seed(0)
+    cfg = model.cfg
+    d = cfg.d_model
+    z_vals = torch.randn(cfg.n_layers, cfg.n_heads, cfg.d_head, generator=gen)
+    rows = len(batch)
+    return {
+        "none": [],
+        "add_one_layer": add_vectors(model, {cfg.n_layers // 2: torch.randn(d, generator=gen)}),
+        "add_every_layer": add_vectors(model, torch.randn(cfg.n_layers, d, generator=gen)),
+        "add_resid_pre": add_vectors(model, {1: torch.randn(d, generator=gen)}, hook="resid_pre"),
+        "replace": replace_resid(model, 0, torch.randn(d, generator=gen)),
+        "patch_heads": patch_heads(
+            model, [i % cfg.n_layers for i in range(rows)], [i % cfg.n_heads for i in range(rows)], z_vals
+        ),
+    }
+
+
+def test_left_padding_is_unequal(tiny_model, builtin_task):
+    batch = _batch(tiny_model, builtin_task)
+    lengths = batch.attention_mask.sum(1)
+    assert lengths.min() < lengths.max(), "the test needs rows of unequal length"
+
+
+@pytest.mark.parametrize("setting", ["icl", "zero-shot"])
+def test_engine_matches_full_recompute(tiny_model, builtin_task, setting):
+    batch = _batch(tiny_model, builtin_task, setting)
+    prefix = FrozenPrefix.from_batch(tiny_model, batch.tokens, batch.attention_mask)
+    with torch.no_grad():
+        for name, hooks in _interventions(tiny_model, batch).items():
+            full = final_logits(tiny_model, batch.tokens, batch.attention_mask, hooks)
+            fast = prefix.run(hooks)
+            assert (full - fast).abs().max() <= TOL, name
+    # and the intervention changes something (the equality is not vacuous)
+    with torch.no_grad():
+        assert (prefix.run(_interventions(tiny_model, batch)["add_every_layer"]) - prefix.run()).abs().max() > 1e-3
+
+
+def test_unpadded_single_prompt_matches_model_forward(tiny_model, builtin_task):
+    batch = _batch(tiny_model, builtin_task, n=1)
+    with torch.no_grad():
+        ref = tiny_model(batch.tokens)[:, -1]
+        fast = FrozenPrefix.from_batch(tiny_model, batch.tokens, batch.attention_mask).run()
+    assert (ref - fast).abs().max() <= TOL
+
+
+def test_repeat_select_concat(tiny_model, builtin_task):
+    batch = _batch(tiny_model, builtin_task)
+    prefix = build_prefixes(tiny_model, batch.tokens, batch.attention_mask, chunk_size=4)  # concat of 2 chunks
+    with torch.no_grad():
+        base = final_logits(tiny_model, batch.tokens, batch.attention_mask)
+        assert (prefix.run() - base).abs().max() <= TOL
+        rep = prefix.repeat(3).run()
+        assert (rep[::3] - base).abs().max() <= TOL and (rep[2::3] - base).abs().max() <= TOL
+        assert (prefix.select([4, 1]).run() - base[[4, 1]]).abs().max() <= TOL
+
+
+def test_ltv_gradients_match_full_recompute(tiny_model, builtin_task):
+    batch = _batch(tiny_model, builtin_task, "shuffled")
+    acts = head_activations(tiny_model, batch.tokens, batch.attention_mask)
+    a_mean = acts.mean_contributions  # [layer head d_model]
+
+    def loss_and_grad(run):
+        theta = torch.randn(a_mean.shape[:2], generator=torch.Generator().manual_seed(0)).requires_grad_()
+        vectors = torch.einsum("lh,lhm->lm", theta, a_mean)
+        logits = run(add_vectors(tiny_model, vectors))
+        loss = torch.nn.functional.cross_entropy(logits, batch.target_ids)
+        loss.backward()
+        return loss.detach(), theta.grad
+
+    prefix = FrozenPrefix.from_batch(tiny_model, batch.tokens, batch.attention_mask)
+    loss_fast, grad_fast = loss_and_grad(prefix.run)
+    loss_full, grad_full = loss_and_grad(lambda h: final_logits(tiny_model, batch.tokens, batch.attention_mask, h))
+    assert torch.allclose(loss_fast, loss_full, atol=TOL)
+    assert grad_full.abs().max() > 0
+    assert (grad_fast - grad_full).abs().max() <= TOL * max(1.0, grad_full.abs().max().item())
+    tiny_model.zero_grad(set_to_none=True)
+
+
+def test_final_position_must_not_be_padding(tiny_gpt2):
+    tokens = torch.ones(2, 5, dtype=torch.long)
+    mask = torch.ones(2, 5, dtype=torch.long)
+    mask[0, -1] = 0
+    with pytest.raises(ValueError, match="pad on the left"):
+        FrozenPrefix.from_batch(tiny_gpt2, tokens, mask)
