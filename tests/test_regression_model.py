@@ -240,6 +240,26 @@ def test_read_in_goes_through_hook_embed(small_model):
     assert not torch.allclose(zeroed, model(inputs))
 
 
+@pytest.mark.parametrize("shift", [None, *sorted(SHIFTS)])
+def test_evaluate_curve_structure(small_model, shift):
+    curve = evaluate_curve(small_model, "linear", n_prompts=24, max_points=14, seed=0, shift=shift,
+                           baselines=["zero", "least_squares", "averaging", "nn3"])
+    assert curve["k"] == list(range(1, 15)) and curve["trained_length"] == 10
+    for c in [curve["model"], *curve["baselines"].values()]:
+        assert len(c["mean"]) == len(c["lo"]) == len(c["hi"]) == 14
+        assert all(lo <= m <= hi for lo, m, hi in zip(c["lo"], c["mean"], c["hi"]))
+    assert curve["in_range_k"] == [2 * D, 10] and curve["beyond_k"] == [11, 20]
+    assert curve["in_range_ci"][0] <= curve["in_range_error"] <= curve["in_range_ci"][1]
+    assert curve["beyond_error"] is not None  # k 11..14 reached
+    assert curve["shift"] == shift
+    if shift != "noisy":
+        assert curve["baseline_in_range"]["least_squares"] < 1e-6
+    else:  # noise floor 0.25 / d on the observed y
+        assert curve["baseline_in_range"]["least_squares"] > 0.25 / D * 0.8
+    short = evaluate_curve(small_model, n_prompts=8, max_points=10, baselines=())
+    assert short["beyond_error"] is None and short["baselines"] == {}
+
+
 def test_bad_inputs_raise_clear_errors(small_model):
     model = small_model
     with pytest.raises(ValueError, match="n_dims=5"):
