@@ -327,7 +327,7 @@ def _looks_like_regression_checkpoint(name: str) -> bool:
 
 
 def _load_transformer_lens_pretrained(name: str, process_weights: bool, dtype, **kwargs) -> HookedTransformer:
-    from transformer_lens.loading_from_pretrained import OFFICIAL_MODEL_NAMES, get_official_model_name
+    from transformer_lens.loading_from_pretrained import get_official_model_name
 
     try:
         get_official_model_name(name)
@@ -335,7 +335,7 @@ def _load_transformer_lens_pretrained(name: str, process_weights: bool, dtype, *
         raise ModelNotAvailableError(
             f"Unknown model {name!r}. Offline models: {', '.join(OFFLINE_MODELS)}, or a regression checkpoint "
             f"('regression:linear', ...). Online, any TransformerLens name works, e.g. "
-            f"{', '.join(OFFICIAL_MODEL_NAMES[:4])}, ..."
+            "gpt2, gpt2-medium, EleutherAI/pythia-70m, meta-llama/Llama-3.2-1B, ..."
         ) from None
     loader = HookedTransformer.from_pretrained if process_weights else HookedTransformer.from_pretrained_no_processing
     try:
