@@ -115,15 +115,13 @@ def cmd_eval(args) -> int:
     from interp.prompts import model_prompts
     from interp.tasks import load_task
 
-    task = load_task(args.task, args.tasks_dir, seed=args.seed)
+    model = load_model(args.model, verbose=not args.json)
     if args.vector:
-        from interp.vectors import load_vector
+        from interp.vectors.cli import cmd_eval_vector
 
-        model = load_model(args.model, verbose=not args.json)
-        vector = load_vector(args.vector, model)
-        result = vector.evaluate(model, task, setting=args.setting, n=args.n, split=args.split, seed=args.seed)
+        result = cmd_eval_vector(args, model)
     else:
-        model = load_model(args.model, verbose=not args.json)
+        task = load_task(args.task, args.tasks_dir, seed=args.seed)
         batch = model_prompts(
             model, task, setting=args.setting, shots=args.shots, n=args.n, split=args.split,
             template=args.template, seed=args.seed,

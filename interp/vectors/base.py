@@ -1,0 +1,152 @@
+"""One interface for the three task-vector methods, and their artifacts on disk.
+
+    vec = fit("ltv" | "fv" | "tv", problem, config)     # -> a TaskVector subclass
+    vec.hooks(model)                                    # TransformerLens hooks that apply it at the final token
+    vec.evaluate(problem, "zero-shot")                  # labelled result with 95% CIs (test split by default)
+    vec.save("runs/antonym-ltv");  load_vector("runs/antonym-ltv", model)
+
+A saved vector is a directory with ``vector.safetensors`` (its tensors) and ``meta.json`` (method, model
+name and fingerprint, hook names, layers, task, shots, template, split seed, config, training curve).
+Loading onto a model whose fingerprint differs is an error: a vector is only meaningful in the residual
+basis of the model it was fitted on.
+"""
+
+from __future__ import annotations
+
+import json
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+import torch
+from torch import Tensor
+
+from interp.interventions import Hook
+from interp.models import model_fingerprint
+from interp.problems import Problem, run_prefix, targets_of
+
+FORMAT_VERSION = 1
+
+
+class VectorError(ValueError):
+    """A task vector cannot be fitted, loaded or applied as asked; the message says why and the fix."""
+
+
+@dataclass
+class TaskVector(ABC):
+    """A fitted task representation: tensors + metadata, applied as final-token hooks."""
+
+    tensors: dict[str, Tensor]
+    meta: dict[str, Any] = field(default_factory=dict)
+    method: ClassVar[str] = "?"
+
+    @abstractmethod
+    def hooks(self, model) -> list[Hook]:
+        """Hooks that apply this vector at the final position of every prompt."""
+
+    @property
+    def layers(self) -> list[int]:
+        return list(self.meta.get("layers", []))
+
+    # ------------------------------------------------------------------ evaluation
+    def outputs(self, problem: Problem, setting: str, split: str = "test", n: int | None = 100, seed: int = 0):
+        batch, prefix = problem.prefix(setting, split, n, seed)
+        hooks = self.hooks(problem.model)
+        return batch, run_prefix(prefix, lambda idx: hooks)
+
+    def evaluate(self, problem: Problem, setting: str, split: str = "test", n: int | None = 100, seed: int = 0):
+        """Score the vector on ``problem`` in ``setting`` (``zero-shot`` / ``shuffled`` / ...)."""
+        batch, out = self.outputs(problem, setting, split, n, seed)
+        return problem.result(out, batch, method=self.label, meta={"vector": self.summary()})
+
+    def valid_metric(self, problem: Problem, settings, n: int, hooks=None) -> float:
+        """Mean reported metric over the valid split's corrupted prompts (for sweeps / selection)."""
+        values = []
+        for setting in settings:
+            batch, prefix = problem.prefix(setting, "valid", n)
+            h = self.hooks(problem.model) if hooks is None else hooks
+            out = run_prefix(prefix, lambda idx: h)
+            values.append(problem.row_metric(out, targets_of(batch)).mean().item())
+        return sum(values) / len(values)
+
+    @property
+    def label(self) -> str:
+        return self.meta.get("label", self.method)
+
+    def summary(self) -> dict:
+        keep = ("method", "task", "layers", "model_name", "label")
+        return {k: self.meta[k] for k in keep if k in self.meta}
+
+    # ------------------------------------------------------------------ artifacts
+    def save(self, path: str | Path) -> Path:
+        from safetensors.torch import save_file
+
+        path = Path(path)
+        path.mkdir(parents=True, exist_ok=True)
+        tensors = {k: v.detach().contiguous().cpu() for k, v in self.tensors.items()}
+        # write both files atomically so an interrupted save never leaves a half-written vector
+        tmp = path / "vector.safetensors.tmp"
+        save_file(tensors, str(tmp), metadata={"method": self.method})
+        tmp.replace(path / "vector.safetensors")
+        meta = {"format_version": FORMAT_VERSION, "method": self.method, **self.meta}
+        (path / "meta.json.tmp").write_text(json.dumps(meta, indent=1, default=_json_default))
+        (path / "meta.json.tmp").replace(path / "meta.json")
+        return path
+
+
+def _json_default(obj):
+    if isinstance(obj, Tensor):
+        return obj.tolist()
+    if isinstance(obj, (set, tuple)):
+        return list(obj)
+    if hasattr(obj, "item"):
+        return obj.item()
+    raise TypeError(f"cannot serialise {type(obj).__name__}")
+
+
+def describe_model(model) -> dict:
+    return {
+        "model_name": model.cfg.model_name,
+        "model_fingerprint": model_fingerprint(model),
+        "n_layers": model.cfg.n_layers,
+        "n_heads": model.cfg.n_heads,
+        "d_model": model.cfg.d_model,
+    }
+
+
+def load_vector(path: str | Path, model=None) -> TaskVector:
+    """Load a saved vector; with ``model``, refuse one fitted on a different model."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    from interp.vectors import METHODS
+
+    path = Path(path)
+    meta_path, tensor_path = path / "meta.json", path / "vector.safetensors"
+    if not path.is_dir() or not meta_path.exists() or not tensor_path.exists():
+        raise VectorError(
+            f"no task vector at {path}: expected a directory with meta.json and vector.safetensors "
+            "(written by `interp fit ... --out DIR` or TaskVector.save)"
+        )
+    try:
+        meta = json.loads(meta_path.read_text())
+    except json.JSONDecodeError as err:
+        raise VectorError(f"{meta_path} is truncated or corrupt ({err}); refit the vector") from None
+    try:
+        tensors = load_file(str(tensor_path))
+    except (SafetensorError, OSError, ValueError) as err:
+        raise VectorError(f"{tensor_path} is truncated or corrupt ({err}); refit the vector") from None
+    method = meta.pop("method", None)
+    meta.pop("format_version", None)
+    if method not in METHODS:
+        raise VectorError(f"{meta_path} names method {method!r}; known methods: {', '.join(METHODS)}")
+    if model is not None:
+        expected = model_fingerprint(model)
+        if meta.get("model_fingerprint") != expected:
+            raise VectorError(
+                f"the vector at {path} was fitted on model {meta.get('model_name')!r} "
+                f"(fingerprint {meta.get('model_fingerprint')}), not on this {model.cfg.model_name!r} "
+                f"(fingerprint {expected}); refit it on this model"
+            )
+    return METHODS[method](tensors=tensors, meta=meta)
