@@ -103,6 +103,39 @@ class FrozenPrefix:
         with self.model.hooks(fwd_hooks=list(hooks)):
             return _final_position_output(self.model, self.final_inputs, attention_mask=ones, past_kv_cache=self.cache)
 
+    def run_from(
+        self, layer: int, resid_pre: Float[Tensor, "batch d_model"], hooks: Sequence[Hook] = ()
+    ) -> Float[Tensor, "batch d_vocab"]:
+        """Output at the final position when ``blocks.{layer}.hook_resid_pre`` of the final token is
+        ``resid_pre``: runs only blocks ``layer..L-1`` (an intervention at layer l leaves the final
+        token's earlier layers unchanged, so their result can be computed once and reused)."""
+        ones = torch.ones((len(self), 1), dtype=torch.long, device=resid_pre.device)
+        mask = torch.cat([self.cache.previous_attention_mask.to(ones.device), ones], dim=1)
+        with self.model.hooks(fwd_hooks=list(hooks)):
+            return _final_position_output(
+                self.model, resid_pre[:, None, :], start_at_layer=layer, attention_mask=mask, past_kv_cache=self.cache
+            )
+
+    @torch.no_grad()
+    def final_resid_pre(
+        self, hooks: Sequence[Hook] = ()
+    ) -> tuple[Float[Tensor, "batch layer d_model"], Float[Tensor, "batch d_vocab"]]:
+        """``hook_resid_pre`` of every layer at the final token (for `run_from`), and the output."""
+        store: dict[int, Tensor] = {}
+
+        def save(act, hook):
+            store[hook.layer()] = act[:, -1].clone()
+
+        n_layers = self.model.cfg.n_layers
+        out = self.run([*hooks, *[(f"blocks.{l}.hook_resid_pre", save) for l in range(n_layers)]])
+        return torch.stack([store[l] for l in range(n_layers)], dim=1), out
+
+    def expand(self, n: int) -> "FrozenPrefix":
+        """A one-prompt prefix seen as ``n`` identical rows, without copying the cache (stride-0 views)."""
+        if len(self) != 1:
+            raise ValueError("expand() needs a one-prompt prefix; use repeat() for several prompts")
+        return self._derive(lambda t: t.expand(n, *t.shape[1:]))
+
     def select(self, idx: Sequence[int] | Tensor) -> "FrozenPrefix":
         """A sub-batch (rows ``idx``), sharing nothing mutable with this one."""
         idx_t = torch.as_tensor(idx, dtype=torch.long)

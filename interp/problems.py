@@ -25,6 +25,7 @@ import torch.nn.functional as F
 from jaxtyping import Float
 from torch import Tensor
 
+from interp.activations import HeadActivations, head_activations
 from interp.engine import FrozenPrefix, build_prefixes
 from interp.evaluation import EvalResult, TokenScores, to_result
 from interp.prompts import PromptBatch, model_prompts
@@ -49,18 +50,42 @@ class Problem(ABC):
     def _make_batch(self, setting: str, split: str, n: int | None, seed: int) -> Any: ...
 
     def batch(self, setting: str, split: str, n: int | None, seed: int = 0):
+        return self.prefix(setting, split, n, seed, build=False)[0]
+
+    def prefix(
+        self, setting: str, split: str, n: int | None, seed: int = 0, build: bool = True
+    ) -> tuple[Any, FrozenPrefix | None]:
+        """The batch and its frozen prefix, computed once per problem and shared by every method.
+
+        Prompt ``i`` of a batch does not depend on ``n`` (queries are a seeded permutation, demos are drawn
+        in order), so a request for fewer prompts is served by slicing a larger cached batch.
+        """
         key = (setting, split, n, seed)
         if key not in self._batches:
-            self._batches[key] = self._make_batch(setting, split, n, seed)
-        return self._batches[key]
-
-    def prefix(self, setting: str, split: str, n: int | None, seed: int = 0) -> tuple[Any, FrozenPrefix]:
-        """The batch and its frozen prefix (computed once per problem, then shared)."""
-        batch = self.batch(setting, split, n, seed)
-        key = (setting, split, n, seed)
-        if key not in self._prefixes:
+            larger = [
+                k for k in self._batches
+                if k[0] == setting and k[1] == split and k[3] == seed and (k[2] is None or (n is not None and k[2] > n))
+            ]  # fmt: skip
+            if larger:
+                source = larger[0]
+                rows = list(range(min(n, len(self._batches[source]))))
+                self._batches[key] = self._batches[source].select(rows)
+                if source in self._prefixes:
+                    self._prefixes[key] = self._prefixes[source].select(rows)
+            else:
+                self._batches[key] = self._make_batch(setting, split, n, seed)
+        batch = self._batches[key]
+        if build and key not in self._prefixes:
             self._prefixes[key] = build_prefixes(self.model, batch.inputs, batch.attention_mask)
-        return batch, self._prefixes[key]
+        return batch, self._prefixes.get(key)
+
+    def clean_activations(self, n: int) -> HeadActivations:
+        """Per-head final-token activations of ``n`` clean k-shot train prompts (memoised)."""
+        key = ("activations", n)
+        if key not in self._batches:
+            batch = self.batch("icl", "train", n)
+            self._batches[key] = head_activations(self.model, batch.inputs, batch.attention_mask)
+        return self._batches[key]
 
     @abstractmethod
     def loss(self, outputs: Tensor, targets: Tensor) -> Tensor:

@@ -98,6 +98,7 @@ class PromptBatch:
     n_multi_token: int = 0
     n_skipped: int = 0
     meta: dict = field(default_factory=dict)
+    row_multi_token: list[bool] = field(default_factory=list)
 
     @property
     def inputs(self) -> Tensor:
@@ -119,7 +120,10 @@ class PromptBatch:
             queries=[self.queries[i] for i in idx_list],
             setting=self.setting,
             shots=self.shots,
+            n_multi_token=sum(self.row_multi_token[i] for i in idx_list) if self.row_multi_token else 0,
+            n_skipped=self.n_skipped,
             meta=dict(self.meta),
+            row_multi_token=[self.row_multi_token[i] for i in idx_list] if self.row_multi_token else [],
         )
 
     def chunks(self, size: int):
@@ -204,7 +208,7 @@ def build_prompts(
     if not queries:
         raise PromptError(f"no queries: split {split!r} of task {task.name!r} is empty")
 
-    texts, target_ids, kept = [], [], []
+    texts, target_ids, kept, multi = [], [], [], []
     n_multi = n_skipped = 0
     for query in queries:
         target, n_tok = first_target_token(tokenizer, query.output)
@@ -212,6 +216,7 @@ def build_prompts(
             n_skipped += 1
             continue
         n_multi += n_tok > 1
+        multi.append(n_tok > 1)
         candidates = [p for p in train if p.input != query.input]
         demos = rng.sample(candidates, k) if k else []
         if setting == "shuffled":
@@ -235,6 +240,7 @@ def build_prompts(
         n_multi_token=n_multi,
         n_skipped=n_skipped,
         meta={"task": task.name, "template": tmpl.to_dict(), "seed": seed, "split": split, "bos": bos},
+        row_multi_token=multi,
     )
 
 

@@ -103,3 +103,19 @@ def test_final_position_must_not_be_padding(tiny_gpt2):
     mask[0, -1] = 0
     with pytest.raises(ValueError, match="pad on the left"):
         FrozenPrefix.from_batch(tiny_gpt2, tokens, mask)
+
+
+def test_run_from_layer_and_expand(tiny_model, builtin_task):
+    """Starting at layer l from the clean final-token residual equals a full run (hooks at >= l)."""
+    batch = _batch(tiny_model, builtin_task)
+    prefix = FrozenPrefix.from_batch(tiny_model, batch.tokens, batch.attention_mask)
+    resid_pre, clean = prefix.final_resid_pre()
+    hooks = add_vectors(tiny_model, {1: torch.randn(tiny_model.cfg.d_model, generator=torch.Generator().manual_seed(3))})
+    with torch.no_grad():
+        full = final_logits(tiny_model, batch.tokens, batch.attention_mask, hooks)
+        assert (clean - final_logits(tiny_model, batch.tokens, batch.attention_mask)).abs().max() <= TOL
+        for layer in range(tiny_model.cfg.n_layers):
+            assert (prefix.run_from(layer, resid_pre[:, layer], hooks) - full).abs().max() <= TOL
+        single = prefix.select([2]).expand(5)
+        assert single.cache[0].past_keys.stride(0) == 0  # a view, not a copy
+        assert (single.run(hooks) - full[2:3]).abs().max() <= TOL

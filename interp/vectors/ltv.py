@@ -40,7 +40,7 @@ from jaxtyping import Float
 from torch import Tensor
 from tqdm.auto import tqdm
 
-from interp.activations import head_activations, stacked_b_O
+from interp.activations import stacked_b_O
 from interp.engine import FrozenPrefix
 from interp.interventions import add_vectors
 from interp.problems import Problem, run_prefix, targets_of
@@ -53,7 +53,7 @@ class LTVConfig:
 
     corruptions: tuple[str, ...] | None = None  # None: the problem's defaults (shuffled + zero-shot for text)
     n_mean: int = 48  # clean train prompts averaged for ā
-    n_train: int = 96  # corrupted train prompts per corruption (a fixed pool; prefixes computed once)
+    n_train: int = 64  # corrupted train prompts per corruption (a fixed pool; prefixes computed once)
     n_valid: int = 32  # corrupted valid prompts per corruption
     steps: int = 300
     batch_size: int = 16
@@ -148,9 +148,7 @@ class LearnedTaskVector(TaskVector):
 
 def head_basis(model, problem: Problem, n_mean: int, basis: str = "heads") -> Float[Tensor, "layer head d_model"]:
     """ā over clean train prompts, in the true per-head basis or the reference's residual-chunk basis."""
-    batch, _ = problem.batch("icl", "train", n_mean), None
-    acts = head_activations(model, batch.inputs, batch.attention_mask)
-    a_mean = acts.mean_contributions
+    a_mean = problem.clean_activations(n_mean).mean_contributions
     if basis == "heads":
         return a_mean
     if basis == "chunks":
