@@ -90,6 +90,14 @@ def build_parser() -> argparse.ArgumentParser:
     rp.add_argument("--seed", type=int, default=1)
     rp.add_argument("--json", action="store_true")
 
+    rp = rsub.add_parser("experiment", help="LTV / FV past the trained length (writes results/regression/)")
+    rp.add_argument("--class", dest="function_class", required=True)
+    rp.add_argument("--shift", default=None)
+    rp.add_argument("--quick", action="store_true")
+    rp.add_argument("--seed", type=int, default=0)
+    rp.add_argument("--out", default=None, help="output folder (default results/regression)")
+    rp.add_argument("--json", action="store_true")
+
     p = sub.add_parser("figures", help="regenerate every figure under figures/ (the main job)")
     p.add_argument("--quick", action="store_true", help="smaller n, fewer tasks (<= 3 min)")
     p.add_argument("--force", action="store_true", help="recompute even if cached")
@@ -155,7 +163,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             return cmd_bench(args)
         if args.command == "regress":
-            from interp.regression.cli import cmd_regress  # type: ignore[import-not-found]
+            from interp.regression.cli import cmd_regress
 
             return cmd_regress(args)
         if args.command == "figures":

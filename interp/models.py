@@ -330,7 +330,7 @@ def load_model(
     elif key in TINY_MODELS:
         model = load_tiny(key)
     elif key.startswith("regression:") or _looks_like_regression_checkpoint(name):
-        from interp.regression.model import load_regression_model  # type: ignore[import-not-found]
+        from interp.regression import load_regression_model
 
         return load_regression_model(name.split(":", 1)[1] if key.startswith("regression:") else name)
     else:

@@ -1,0 +1,141 @@
+"""Length generalisation with task vectors: does an LTV keep a regression model's error low past its
+trained prompt length, where the model alone degrades? Does an FV?
+
+For one shipped checkpoint (trained length ``T``) and an optional shift:
+
+1. fit an LTV on ``long`` prompts (``T .. 2T-1`` demonstrations; `RegressionProblem`) with ``ā`` from clean
+   prompts of trained length, early-stopped on a valid split; an FV from causal indirect effects under
+   shuffled-y corruption (layer chosen on valid ``long`` prompts); the same-norm random-θ control;
+2. evaluate on fresh test prompts with ``k = 1 .. 2T`` demonstrations: the model alone, +LTV, +FV,
+   +random-θ, and least squares on the same points; mean normalised error per k with 95% CIs.
+
+Controls worth reading beside the result (DESIGN.md): most of the blow-up past ``T`` comes from
+never-trained position embeddings, so a vector that "restores" long prompts may only be patching
+positions. ``run_length_experiment`` returns plain data (the schema the figures read)::
+
+    {"function_class", "shift", "trained_length", "n_dims", "k": [...],
+     "curves": {"model": {"mean", "low", "high"}, "model+LTV": ..., "model+FV": ..., "model+random-θ": ...,
+                "least_squares": ...},
+     "summary": {name: {"in_range_error", "beyond_error"}}, "settings": {...}, "wall_s": ...}
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import torch
+
+from interp.engine import final_logits
+from interp.evaluation import mean_ci
+from interp.problems import run_prefix
+from interp.regression.evaluation import baseline_predictions
+from interp.regression.io import load_regression_model
+from interp.regression.problem import RegressionProblem
+from interp.vectors import FVConfig, LTVConfig, fit_fv, fit_ltv
+
+RESULTS_DIR = Path("results/regression")
+
+
+def regression_ltv_config(quick: bool = False) -> LTVConfig:
+    return LTVConfig(
+        corruptions=("long",), n_mean=256, n_train=64 if quick else 512, n_valid=64 if quick else 256,
+        steps=60 if quick else 400, batch_size=64, lr=0.05, eval_every=20, patience=5,
+    )  # fmt: skip
+
+
+def regression_fv_config(quick: bool = False) -> FVConfig:
+    return FVConfig(top_k=3, n_mean=256, n_cie=32 if quick else 128, sweep_settings=("long",), n_valid=64 if quick else 256)
+
+
+def _curve(errors_per_k: list[list[float]]) -> dict:
+    stats = [mean_ci(e) for e in errors_per_k]
+    return {"mean": [s[0] for s in stats], "low": [s[1] for s in stats], "high": [s[2] for s in stats]}
+
+
+def run_length_experiment(
+    function_class: str, shift: str | None = None, quick: bool = False, n_test: int | None = None, seed: int = 0,
+    model=None, progress: bool = False,
+) -> dict:
+    t0 = time.perf_counter()
+    model = model or load_regression_model(function_class)
+    model.requires_grad_(False)
+    problem = RegressionProblem.for_model(model, shift=shift, seed=seed)
+    T, d = problem.trained_length, model.regression_config.n_dims
+    ltv = fit_ltv(problem, regression_ltv_config(quick), progress=progress)
+    fv = fit_fv(problem, regression_fv_config(quick), progress=progress)
+    vectors = {"model+LTV": ltv, "model+FV": fv, "model+random-θ": ltv.random_control(seed)}
+    n_test = n_test or (64 if quick else 256)
+    ks = list(range(1, 2 * T + 1))  # prompt length in points, the query included (k - 1 demonstrations)
+    errors: dict[str, list[list[float]]] = {name: [] for name in ["model", *vectors, "least_squares"]}
+    for k in ks:
+        setting = f"k={k - 1}"
+        if k == 1:  # a lone query has no prefix to freeze: run it whole
+            batch, prefix = problem.batch(setting, "test", n_test), None
+        else:
+            batch, prefix = problem.prefix(setting, "test", n_test)
+        for name, hooks in [("model", []), *[(n, v.hooks(model)) for n, v in vectors.items()]]:
+            if prefix is None:
+                with torch.no_grad():
+                    out = final_logits(model, batch.inputs, batch.attention_mask, hooks)
+            else:
+                out = run_prefix(prefix, lambda idx, h=hooks: h, rows_per_call=256)
+            errors[name].append(problem.row_metric(out, batch.targets).tolist())
+        errors["least_squares"].append(_least_squares_errors(_demos(batch, k - 1, d), batch, d))
+        problem._prefixes.pop((setting, "test", n_test, 0), None)
+    curves = {name: _curve(e) for name, e in errors.items()}
+    summary = {}
+    for name, e in errors.items():
+        in_range = [x for k, row in zip(ks, e) if 2 * d <= k <= T for x in row]
+        beyond = [x for k, row in zip(ks, e) if T < k <= 2 * T for x in row]
+        summary[name] = {"in_range_error": mean_ci(in_range)[0], "beyond_error": mean_ci(beyond)[0]}
+    return {
+        "function_class": model.regression_config.function_class,
+        "shift": shift,
+        "trained_length": T,
+        "n_dims": d,
+        "k": ks,
+        "k_means": "prompt length in points, the query included (k - 1 demonstrations), as in evaluate_curve",
+        "curves": curves,
+        "summary": summary,
+        "vectors": {
+            "ltv": {kk: ltv.meta["training"][kk] for kk in ("steps_run", "best_step", "stopped", "wall_s")},
+            "fv": {"layer": fv.layer, "top_heads": fv.top_heads()},
+        },
+        "settings": {"quick": quick, "n_test": n_test, "seed": seed, "ltv": ltv.meta["config"], "fv": fv.meta["config"]},
+        "wall_s": round(time.perf_counter() - t0, 1),
+    }
+
+
+def _demos(batch, k: int, d: int):
+    """(xs [b, k, d], ys [b, k], x_query [b, d]) back out of a k-demonstration prompt."""
+    inputs = batch.inputs[:, -(2 * k + 1) :]
+    xs = inputs[:, 0 : 2 * k : 2]
+    ys = inputs[:, 1 : 2 * k : 2, 0]
+    return xs, ys, inputs[:, -1]
+
+
+def _least_squares_errors(demos, batch, d: int) -> list[float]:
+    xs, ys, xq = demos
+    all_x = torch.cat([xs, xq[:, None]], dim=1)
+    all_y = torch.cat([ys, batch.targets[:, None]], dim=1)
+    pred = baseline_predictions("least_squares", all_x, all_y)[:, -1]  # prediction of the query from the k demos
+    return ((pred - batch.targets) ** 2 / d).tolist()
+
+
+def write_result(result: dict, out_dir: Path = RESULTS_DIR) -> Path:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    name = result["function_class"] + (f"_{result['shift']}" if result["shift"] else "")
+    path = out_dir / f"{name}.json"
+    path.write_text(json.dumps(result, indent=1))
+    return path
+
+
+def format_table(result: dict) -> str:
+    T = result["trained_length"]
+    lines = [f"{result['function_class']} (shift: {result['shift'] or 'none'}; trained length T={T} points, d={result['n_dims']})",
+             f"{'':<18}{'in-range (2d<=k<=T)':>22}{'beyond (T<k<=2T)':>20}"]  # fmt: skip
+    for name, s in result["summary"].items():
+        lines.append(f"{name:<18}{s['in_range_error']:>22.4f}{s['beyond_error']:>20.4f}")
+    return "\n".join(lines)
