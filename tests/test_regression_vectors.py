@@ -10,7 +10,7 @@ import torch
 from interp.cli import main
 from interp.engine import FrozenPrefix, final_logits
 from interp.regression import RegressionConfig, RegressionTransformer
-from interp.regression.experiments import run_length_experiment
+from interp.regression.experiments import POS_CONTROL, run_length_experiment
 from interp.regression.problem import RegressionProblem
 from interp.vectors import FVConfig, LTVConfig, fit_fv, fit_ltv
 
@@ -55,7 +55,7 @@ def test_ltv_and_fv_on_regression(tiny_regressor):
 def test_length_experiment_schema(tiny_regressor):
     r = run_length_experiment("linear", quick=True, n_test=8, model=tiny_regressor)
     assert r["k"] == list(range(1, 13)) and r["trained_length"] == 6
-    for name in ("model", "model+LTV", "model+FV", "model+random-θ", "least_squares"):
+    for name in ("model", "model+LTV", "model+FV", "model+random-θ", POS_CONTROL, "least_squares"):
         assert len(r["curves"][name]["mean"]) == 12 and name in r["summary"]
     json.dumps(r)  # plain data
 

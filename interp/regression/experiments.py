@@ -15,7 +15,7 @@ positions. ``run_length_experiment`` returns plain data (the schema the figures 
 
     {"function_class", "shift", "trained_length", "n_dims", "k": [...],
      "curves": {"model": {"mean", "low", "high"}, "model+LTV": ..., "model+FV": ..., "model+random-θ": ...,
-                "least_squares": ...},
+                "model, trained pos. rows reused": ..., "least_squares": ...},
      "summary": {name: {"in_range_error", "beyond_error"}}, "settings": {...}, "wall_s": ...}
 """
 
@@ -68,7 +68,8 @@ def run_length_experiment(
     vectors = {"model+LTV": ltv, "model+FV": fv, "model+random-θ": ltv.random_control(seed)}
     n_test = n_test or (64 if quick else 256)
     ks = list(range(1, 2 * T + 1))  # prompt length in points, the query included (k - 1 demonstrations)
-    errors: dict[str, list[list[float]]] = {name: [] for name in ["model", *vectors, "least_squares"]}
+    errors: dict[str, list[list[float]]] = {name: [] for name in ["model", *vectors, POS_CONTROL, "least_squares"]}
+    control_model = position_control(model)
     for k in ks:
         setting = f"k={k - 1}"
         if k == 1:  # a lone query has no prefix to freeze: run it whole
@@ -82,6 +83,9 @@ def run_length_experiment(
             else:
                 out = run_prefix(prefix, lambda idx, h=hooks: h, rows_per_call=256)
             errors[name].append(problem.row_metric(out, batch.targets).tolist())
+        with torch.no_grad():
+            out = final_logits(control_model, batch.inputs, batch.attention_mask)
+        errors[POS_CONTROL].append(problem.row_metric(out, batch.targets).tolist())
         errors["least_squares"].append(_least_squares_errors(_demos(batch, k - 1, d), batch, d))
         problem._prefixes.pop((setting, "test", n_test, 0), None)
     curves = {name: _curve(e) for name, e in errors.items()}
@@ -106,6 +110,24 @@ def run_length_experiment(
         "settings": {"quick": quick, "n_test": n_test, "seed": seed, "ltv": ltv.meta["config"], "fv": fv.meta["config"]},
         "wall_s": round(time.perf_counter() - t0, 1),
     }
+
+
+POS_CONTROL = "model, trained pos. rows reused"
+
+
+def position_control(model):
+    """The model with every never-trained position-embedding row replaced by the last trained row of the
+    same parity (x or y slot): the DESIGN.md control showing how much of the error past the trained length
+    is only about untrained positions."""
+    import copy
+
+    control = copy.deepcopy(model)
+    last = 2 * model.regression_config.n_points  # positions 0 .. 2T-1 were trained
+    with torch.no_grad():
+        W_pos = control.pos_embed.W_pos
+        for p in range(last, W_pos.shape[0]):
+            W_pos[p] = W_pos[last - 2 + (p % 2)]
+    return control
 
 
 def _demos(batch, k: int, d: int):
@@ -135,7 +157,7 @@ def write_result(result: dict, out_dir: Path = RESULTS_DIR) -> Path:
 def format_table(result: dict) -> str:
     T = result["trained_length"]
     lines = [f"{result['function_class']} (shift: {result['shift'] or 'none'}; trained length T={T} points, d={result['n_dims']})",
-             f"{'':<18}{'in-range (2d<=k<=T)':>22}{'beyond (T<k<=2T)':>20}"]  # fmt: skip
+             f"{'':<34}{'in-range (2d<=k<=T)':>22}{'beyond (T<k<=2T)':>20}"]  # fmt: skip
     for name, s in result["summary"].items():
-        lines.append(f"{name:<18}{s['in_range_error']:>22.4f}{s['beyond_error']:>20.4f}")
+        lines.append(f"{name:<34}{s['in_range_error']:>22.4f}{s['beyond_error']:>20.4f}")
     return "\n".join(lines)
