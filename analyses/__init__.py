@@ -1,0 +1,1 @@
+"""Analyses: one module per figure family (see analyses/main.py)."""

@@ -1,0 +1,117 @@
+"""Analysis 5 — the text comparison table (every method, every task, both corrupted settings) as a figure.
+
+Reads the report of `interp.comparison.run_comparison` (``results/text_comparison.json``: one cell per
+task x setting x method with top-1 first-token test accuracy and its 95% Wilson interval) and draws it
+as a heatmap table: rows are methods (no intervention, clean ICL ceiling, random-θ control, FV, TV,
+LTV, multi-task LTV), columns are tasks plus their mean, one panel per setting; each cell shows the
+accuracy and its interval. The clean-ICL row is the same in both panels (it has no corruption).
+`comparison_markdown` gives the same table in Markdown (`interp.comparison.to_markdown`).
+
+    report = load_comparison("results/text_comparison.json")
+    fig, df = plot_comparison_table(report)
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+from analyses.common import AnalysisError, style
+
+__all__ = ["load_comparison", "comparison_frame", "plot_comparison_table", "comparison_markdown", "ROW_ORDER"]
+
+ROW_ORDER = ("none", "ICL (clean)", "random-θ", "FV", "TV", "LTV", "LTV (multi-task)")
+_SETTINGS = ("zero-shot", "shuffled")
+
+
+def load_comparison(path: str | Path = "results/text_comparison.json") -> dict | None:
+    """The comparison report at ``path``, or None if it does not exist (yet)."""
+    path = Path(path)
+    if not path.exists():
+        return None
+    try:
+        report = json.loads(path.read_text())
+    except json.JSONDecodeError as err:
+        raise AnalysisError(f"{path} is not valid JSON ({err}); is the comparison still being written?") from None
+    if not isinstance(report, dict) or not isinstance(report.get("cells"), list):
+        raise AnalysisError(f"{path} has no 'cells' list: not a report of interp.comparison.run_comparison")
+    return report
+
+
+def comparison_frame(report: dict) -> pd.DataFrame:
+    """Tidy: one row per (task, setting, method) with accuracy, CI, n and Todd's filtered accuracy.
+
+    The clean-ICL cell (setting ``icl``) is repeated under each corrupted setting, as in the Markdown table.
+    """
+    cells = report.get("cells") if isinstance(report, dict) else None
+    if not cells:
+        raise AnalysisError("the comparison report has no cells")
+    rows = []
+    for c in cells:
+        missing = {"task", "setting", "row", "accuracy", "ci_low", "ci_high", "n"} - set(c)
+        if missing:
+            raise AnalysisError(f"a comparison cell lacks {sorted(missing)}: {c}")
+        settings = _SETTINGS if c["row"] == "ICL (clean)" else (c["setting"],)
+        for s in settings:
+            f = c.get("filtered") or {}
+            rows.append({"task": c["task"], "setting": s, "method": c["row"], "accuracy": c["accuracy"],
+                         "ci_low": c["ci_low"], "ci_high": c["ci_high"], "n": c["n"],
+                         "filtered_accuracy": f.get("accuracy", np.nan), "filtered_n": f.get("n", np.nan)})  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def plot_comparison_table(report_or_df, title: str | None = None):
+    """Heatmap table: methods x (tasks + mean), one panel per setting, 'acc [lo, hi]' in every cell."""
+    df = report_or_df if isinstance(report_or_df, pd.DataFrame) else comparison_frame(report_or_df)
+    if df.empty:
+        raise AnalysisError("no comparison cells to draw")
+    tasks = list(dict.fromkeys(df.task))
+    methods = [m for m in ROW_ORDER if m in set(df.method)] + sorted(set(df.method) - set(ROW_ORDER))
+    settings = [s for s in _SETTINGS if s in set(df.setting)] or list(dict.fromkeys(df.setting))
+    columns = tasks + ["mean"]
+    fig = make_subplots(rows=len(settings), cols=1, vertical_spacing=0.1,
+                        subplot_titles=[f"{s} prompts (test accuracy, 95% Wilson CI)" for s in settings])  # fmt: skip
+    for i, setting in enumerate(settings, start=1):
+        d = df[df.setting == setting]
+        z, text = [], []
+        for m in methods:
+            zr, tr = [], []
+            for t in tasks:
+                cell = d[(d.method == m) & (d.task == t)]
+                if cell.empty:
+                    zr.append(None)
+                    tr.append("–")
+                else:
+                    c = cell.iloc[0]
+                    zr.append(c.accuracy)
+                    tr.append(f"{c.accuracy:.2f}<br><span style='font-size:10px'>[{c.ci_low:.2f}, {c.ci_high:.2f}]</span>")
+            vals = [v for v in zr if v is not None]
+            mean = float(np.mean(vals)) if vals else None
+            zr.append(mean)
+            tr.append(f"<b>{mean:.2f}</b>" if mean is not None else "–")
+            z.append(zr)
+            text.append(tr)
+        fig.add_trace(go.Heatmap(
+            z=z, x=columns, y=methods, text=text, texttemplate="%{text}", coloraxis="coloraxis", xgap=2, ygap=2,
+            hovertemplate="%{y} on %{x}: %{z:.3f}<extra>" + setting + "</extra>",
+        ), row=i, col=1)  # fmt: skip
+        fig.update_yaxes(autorange="reversed", title_text="method", row=i, col=1)
+        fig.update_xaxes(tickangle=-25 if len(tasks) > 6 else 0, row=i, col=1)
+    n = int(df.n.max())
+    fig.update_layout(coloraxis=dict(colorscale="Blues", cmin=0, cmax=1, colorbar=dict(title="accuracy", len=0.6)))
+    style(fig, title or f"Text comparison: every method on every task (n ≤ {n} test queries per cell)",
+          height=330 * len(settings) + 150, width=max(900, 140 + 118 * len(columns)))  # fmt: skip
+    return fig, df
+
+
+def comparison_markdown(report: dict) -> str:
+    """The table as Markdown (methods x tasks, one block per setting)."""
+    from interp.comparison import to_markdown
+
+    comparison_frame(report)  # validates
+    return to_markdown(report)

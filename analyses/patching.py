@@ -1,0 +1,337 @@
+"""Analysis 2 — do the heads an LTV weights agree with the heads that patching finds?
+
+Four per-head scores for one task, each a ``[layer, head]`` array:
+
+(a) **LTV** ``|θ[l, h]| · ‖ā[l, h]‖``: the size of what the learned vector makes head (l, h) add;
+(b) **FV CIE**: mean change of P(target) on shuffled-label prompts when the head's final-token output
+    ``z`` is set to its *mean* over clean prompts (Todd et al.);
+(c) **activation patching** (the TransformerLens recipe): a *clean* prompt (k correct demonstrations) and
+    its *corrupted* twin (the same demonstrations and query, labels deranged) are run; the head's
+    final-token ``z`` of the corrupted run is replaced by its value *in the clean run of the same prompt*,
+    and the change of P(target) is averaged over prompt pairs. Unlike (b), the patched value is
+    prompt-specific, so (c) asks "does this head carry the task information of this prompt?";
+(d) **attribution patching** (Nanda 2023): the first-order Taylor estimate of (c),
+    ``∂P(target)/∂z · (z_clean − z_corrupted)`` summed over ``d_head``, from one forward and one
+    backward pass of the corrupted prompt: cheap, exact when the model is locally linear in ``z``.
+
+(c) and (d) patch the final position only, so they run on the frozen-prefix engine: the corrupted
+prompt's prefix is computed once and each head is a one-token variant (rows of one batch), starting
+at the patched layer (`FrozenPrefix.run_from`). ``backend="transformer_lens"`` computes (c) with
+``transformer_lens.patching.generic_activation_patch`` (a full forward per head and prompt) instead; the
+tests hold the two equal.
+
+`compare_head_scores` draws every pair as a scatter (one dot per head, the heads in both top-k sets
+highlighted), with the Spearman rank correlation and top-k overlap of each pair, and `reading` turns those
+numbers into a few sentences.
+
+    scores = patching_scores(problem, n=8)            # activation + attribution patching
+    df = head_score_frame(ltv=ltv, fv=fv, **scores)
+    fig, stats = compare_head_scores(df, top_k=10); print(reading(stats))
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+import torch
+from jaxtyping import Float
+from plotly.subplots import make_subplots
+from torch import Tensor
+from tqdm.auto import tqdm
+
+from analyses.common import METHOD_COLOURS, AnalysisError, head_frame, spearman, style
+from interp.activations import final_token_z
+from interp.engine import FrozenPrefix, final_logits
+from interp.interventions import patch_head, patch_heads
+from interp.prompts import build_prompts, default_bos
+
+__all__ = [
+    "PromptPair", "aligned_pairs", "patching_scores", "activation_patching_tl", "patch_single_head",
+    "head_score_frame", "compare_head_scores", "reading", "SCORE_COLUMNS",
+]  # fmt: skip
+
+#: column name -> axis label of the four scores
+SCORE_COLUMNS = {
+    "ltv_score": "LTV |θ|·‖ā‖",
+    "fv_cie": "FV CIE (ΔP)",
+    "act_patch": "activation patching (ΔP)",
+    "attr_patch": "attribution patching (ΔP est.)",
+}
+
+
+@dataclass
+class PromptPair:
+    """One clean prompt and its corrupted twin (same demonstrations and query, labels deranged)."""
+
+    clean: Tensor  # [1, pos] token ids, no padding
+    corrupted: Tensor  # [1, pos']
+    target: int
+    query: str
+    clean_text: str
+    corrupted_text: str
+
+
+def aligned_pairs(problem, n: int, split: str = "test", seed: int = 0) -> list[PromptPair]:
+    """``n`` (clean, shuffled-label) prompt pairs sharing demonstrations and query.
+
+    `TextProblem` batches of the two settings share queries but not demonstrations (the derangement draws
+    from the same random stream), so pairs are built one query at a time with one seed per pair.
+    """
+    if n < 1:
+        raise AnalysisError(f"n must be >= 1, got {n}")
+    if problem.shots < 2:
+        raise AnalysisError("patching needs shots >= 2 (a shuffled-label twin needs two labels to derange)")
+    model, task = problem.model, problem.task
+    pool = task.split(split)
+    order = list(range(len(pool)))
+    np.random.default_rng(problem.seed * 1000 + seed).shuffle(order)
+    pairs: list[PromptPair] = []
+    for i in order:
+        if len(pairs) == n:
+            break
+        kw = dict(shots=problem.shots, template=problem.template, queries=[pool[i]], seed=seed * 100_003 + i,
+                  bos=default_bos(model), n_ctx=model.cfg.n_ctx)  # fmt: skip
+        try:
+            clean = build_prompts(task, model.tokenizer, setting="icl", **kw)
+            corrupted = build_prompts(task, model.tokenizer, setting="shuffled", **kw)
+        except ValueError:  # an untokenisable target: skipped, like the library does
+            continue
+        pairs.append(PromptPair(clean.tokens, corrupted.tokens, int(clean.target_ids[0]), pool[i].input,
+                                clean.texts[0], corrupted.texts[0]))  # fmt: skip
+    if not pairs:
+        raise AnalysisError(f"no usable queries in split {split!r} of task {task.name!r}")
+    return pairs
+
+
+def _p_target(logits: Tensor, target: int) -> Tensor:
+    return logits.float().softmax(-1)[:, target]
+
+
+def patching_scores(
+    problem, n: int = 8, split: str = "test", seed: int = 0, rows_per_call: int = 27, attribution: bool = True,
+    progress: bool = True,
+) -> dict:
+    """Activation patching (and attribution patching) of every head's final-token output, clean → corrupted.
+
+    Returns ``{"act_patch": [L, H], "attr_patch": [L, H] | None, "p_clean": [n], "p_corrupted": [n],
+    "queries": [...]}``: mean ΔP(target) per head over ``n`` prompt pairs.
+    """
+    model = problem.model
+    n_layers, n_heads = model.cfg.n_layers, model.cfg.n_heads
+    pairs = aligned_pairs(problem, n, split, seed)
+    act = torch.zeros(n_layers, n_heads)
+    attr = torch.zeros(n_layers, n_heads)
+    p_clean, p_corr = [], []
+    group = max(1, rows_per_call // n_heads)
+    for pair in tqdm(pairs, desc="patching", disable=not progress, leave=False):
+        z_clean = final_token_z(model, pair.clean)[0]  # [L, H, d_head]
+        with torch.no_grad():
+            p_clean.append(_p_target(final_logits(model, pair.clean), pair.target).item())
+        prefix = FrozenPrefix.from_batch(model, pair.corrupted)
+        resid_pre, out = prefix.final_resid_pre()
+        base = _p_target(out, pair.target)[0]
+        p_corr.append(base.item())
+        with torch.no_grad():
+            for start in range(0, n_layers, group):
+                layers = torch.arange(start, min(start + group, n_layers)).repeat_interleave(n_heads)
+                heads = torch.arange(n_heads).repeat(len(layers) // n_heads)
+                rows = prefix.expand(len(layers))
+                patched = rows.run_from(start, resid_pre[:, start].expand(len(layers), -1),
+                                        patch_heads(model, layers, heads, z_clean))  # fmt: skip
+                act[layers, heads] += _p_target(patched, pair.target) - base
+        if attribution:
+            attr += _attribution(prefix, z_clean, pair.target)
+    k = len(pairs)
+    return {
+        "act_patch": act / k,
+        "attr_patch": attr / k if attribution else None,
+        "p_clean": p_clean,
+        "p_corrupted": p_corr,
+        "queries": [p.query for p in pairs],
+        "n": k,
+        "split": split,
+        "seed": seed,
+    }
+
+
+def _attribution(prefix: FrozenPrefix, z_clean: Float[Tensor, "layer head d_head"], target: int) -> Tensor:
+    """``∂P/∂z · (z_clean − z_corrupted)`` at the final token, per head (one forward + one backward)."""
+    model = prefix.model
+    n_layers = model.cfg.n_layers
+    deltas = [torch.zeros(1, 1, model.cfg.n_heads, model.cfg.d_head, requires_grad=True) for _ in range(n_layers)]
+    z_corr: dict[int, Tensor] = {}
+
+    def hook(z, hook):
+        layer = hook.layer()
+        z_corr[layer] = z[:, -1].detach().clone()
+        return z + deltas[layer]  # adding zero: the gradient w.r.t. delta is the gradient w.r.t. z
+
+    with torch.enable_grad():
+        out = prefix.run([(f"blocks.{l}.attn.hook_z", hook) for l in range(n_layers)])
+        grads = torch.autograd.grad(_p_target(out, target).sum(), deltas)
+    return torch.stack([(g[0, 0] * (z_clean[l] - z_corr[l][0])).sum(-1) for l, g in enumerate(grads)])
+
+
+@torch.no_grad()
+def activation_patching_tl(problem, n: int = 2, split: str = "test", seed: int = 0) -> Tensor:
+    """Reference path for (c): ``transformer_lens.patching.generic_activation_patch`` on full prompts.
+
+    A full forward per (prompt, head): slow, for checking the engine path on small models.
+    """
+    from transformer_lens import patching
+
+    model = problem.model
+    pairs = aligned_pairs(problem, n, split, seed)
+    total = torch.zeros(model.cfg.n_layers, model.cfg.n_heads)
+
+    def final_position_setter(corrupted_activation, index, clean_activation):
+        layer, head = index
+        corrupted_activation[:, -1, head] = clean_activation[:, -1, head]
+        return corrupted_activation
+
+    for pair in pairs:
+        _, cache = model.run_with_cache(pair.clean, names_filter=lambda name: name.endswith("attn.hook_z"))
+        base = _p_target(model(pair.corrupted)[:, -1], pair.target)[0]
+        effect = patching.generic_activation_patch(
+            model, pair.corrupted, cache,
+            patching_metric=lambda logits, t=pair.target, b=base: _p_target(logits[:, -1], t)[0] - b,
+            patch_setter=final_position_setter, activation_name="z", index_axis_names=("layer", "head"),
+        )  # fmt: skip
+        total += effect.cpu()
+    return total / len(pairs)
+
+
+@torch.no_grad()
+def patch_single_head(problem, layer: int, head: int, n: int = 8, split: str = "test", seed: int = 0) -> pd.DataFrame:
+    """Patch one head's final-token output clean → corrupted on ``n`` prompt pairs; one row per prompt.
+
+    Columns: ``query``, ``p_clean``, ``p_corrupted``, ``p_patched``, ``delta`` (patched − corrupted) and
+    ``recovered`` (delta as a fraction of the clean − corrupted gap).
+    """
+    model = problem.model
+    if not (0 <= layer < model.cfg.n_layers and 0 <= head < model.cfg.n_heads):
+        raise AnalysisError(f"head L{layer}H{head} does not exist in a {model.cfg.n_layers}-layer, "
+                            f"{model.cfg.n_heads}-head model")  # fmt: skip
+    rows = []
+    for pair in aligned_pairs(problem, n, split, seed):
+        z_clean = final_token_z(model, pair.clean)[0]
+        p_clean = _p_target(final_logits(model, pair.clean), pair.target).item()
+        prefix = FrozenPrefix.from_batch(model, pair.corrupted)
+        p_corr = _p_target(prefix.run(), pair.target).item()
+        p_patch = _p_target(prefix.run(patch_head(model, layer, head, z_clean[layer, head])), pair.target).item()
+        gap = p_clean - p_corr
+        rows.append({"query": pair.query, "p_clean": p_clean, "p_corrupted": p_corr, "p_patched": p_patch,
+                     "delta": p_patch - p_corr, "recovered": (p_patch - p_corr) / gap if abs(gap) > 1e-9 else np.nan})  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def head_score_frame(ltv=None, fv=None, act_patch=None, attr_patch=None, task: str | None = None, **_) -> pd.DataFrame:
+    """One row per head with every score given: ``ltv_score``, ``fv_cie``, ``act_patch``, ``attr_patch``.
+
+    ``ltv`` / ``fv`` may be fitted vectors or ``[L, H]`` arrays; extra keyword arguments (e.g. the rest of
+    `patching_scores`'s dict) are ignored.
+    """
+    values = {}
+    if ltv is not None:
+        values["ltv_score"] = ltv.head_scores(task) if hasattr(ltv, "head_scores") else ltv
+    if fv is not None:
+        values["fv_cie"] = fv.cie if hasattr(fv, "cie") else fv
+    if act_patch is not None:
+        values["act_patch"] = act_patch
+    if attr_patch is not None:
+        values["attr_patch"] = attr_patch
+    if len(values) < 2:
+        raise AnalysisError("need at least two of ltv, fv, act_patch, attr_patch to compare")
+    return head_frame(values)
+
+
+def _top(series: pd.Series, k: int) -> set:
+    return set(series.sort_values(ascending=False).head(k).index)
+
+
+def compare_head_scores(df: pd.DataFrame, top_k: int = 10, title: str | None = None):
+    """Scatter of every pair of scores (one dot per head), Spearman ρ and top-k overlap; ``(fig, stats)``.
+
+    ``stats`` has ``spearman`` (a square DataFrame), ``overlap`` (top-k intersection sizes), ``pairs``
+    (one record per pair) and ``top_heads`` (each score's top-k labels).
+    """
+    cols = [c for c in SCORE_COLUMNS if c in df.columns]
+    if len(cols) < 2:
+        raise AnalysisError(f"need at least two score columns of {list(SCORE_COLUMNS)}, got {list(df.columns)}")
+    if top_k < 1:
+        raise AnalysisError(f"top_k must be >= 1, got {top_k}")
+    k = min(top_k, len(df))
+    pairs = list(itertools.combinations(cols, 2))
+    rho = pd.DataFrame(np.eye(len(cols)), index=cols, columns=cols)
+    overlap = pd.DataFrame(k, index=cols, columns=cols)
+    records = []
+    for a, b in pairs:
+        r = spearman(df[a], df[b])
+        o = len(_top(df[a], k) & _top(df[b], k))
+        rho.loc[a, b] = rho.loc[b, a] = r
+        overlap.loc[a, b] = overlap.loc[b, a] = o
+        records.append({"x": a, "y": b, "spearman": r, "top_k_overlap": o, "k": k})
+    n_cols = min(3, len(pairs))
+    n_rows = -(-len(pairs) // n_cols)
+    fig = make_subplots(rows=n_rows, cols=n_cols, horizontal_spacing=0.09, vertical_spacing=0.2,
+                        subplot_titles=[f"ρ = {r['spearman']:+.2f}, top-{k} overlap {r['top_k_overlap']}/{k}" for r in records])  # fmt: skip
+    groups = {"in both top-k": "#d62728", "top-k of x only": "#1f77b4", "top-k of y only": "#2ca02c", "neither": "#c7c7c7"}
+    for i, (a, b) in enumerate(pairs):
+        row, col = i // n_cols + 1, i % n_cols + 1
+        ta, tb = _top(df[a], k), _top(df[b], k)
+        kind = pd.Series(["neither"] * len(df), index=df.index)
+        kind[[j in ta and j not in tb for j in df.index]] = "top-k of x only"
+        kind[[j in tb and j not in ta for j in df.index]] = "top-k of y only"
+        kind[[j in ta and j in tb for j in df.index]] = "in both top-k"
+        for name, colour in groups.items():
+            sel = df[kind == name]
+            fig.add_trace(go.Scatter(
+                x=sel[a], y=sel[b], mode="markers", name=name, legendgroup=name, showlegend=i == 0,
+                marker=dict(color=colour, size=7 if name != "neither" else 5, line=dict(width=0)),
+                text=sel["head_label"], hovertemplate="%{text}<br>x = %{x:.4g}<br>y = %{y:.4g}<extra></extra>",
+            ), row=row, col=col)  # fmt: skip
+        fig.update_xaxes(title_text=SCORE_COLUMNS[a], row=row, col=col, zeroline=True)
+        fig.update_yaxes(title_text=SCORE_COLUMNS[b], row=row, col=col, zeroline=True)
+    style(fig, title or "Per-head scores compared (one dot per head)", height=380 * n_rows + 120, width=1300)
+    fig.update_layout(legend=dict(orientation="h", y=-0.12 if n_rows > 1 else -0.25, x=0))
+    tops = {c: list(df.loc[list(df[c].sort_values(ascending=False).head(k).index), "head_label"]) for c in cols}
+    return fig, {"spearman": rho, "overlap": overlap, "pairs": records, "top_heads": tops, "k": k}
+
+
+def reading(stats: dict) -> str:
+    """A few sentences on what agrees and what does not, from `compare_head_scores`'s numbers."""
+    recs = [r for r in stats["pairs"] if np.isfinite(r["spearman"])]
+    if not recs:
+        return "No pair of scores has a defined rank correlation (a score is constant)."
+    name = {c: SCORE_COLUMNS[c].split(" (")[0] for c in SCORE_COLUMNS}
+    best = max(recs, key=lambda r: r["spearman"])
+    worst = min(recs, key=lambda r: r["spearman"])
+    k = stats["k"]
+    lines = [
+        f"Strongest agreement: {name[best['x']]} vs {name[best['y']]} (Spearman ρ = {best['spearman']:+.2f}, "
+        f"{best['top_k_overlap']}/{k} shared top-{k} heads).",
+        f"Weakest: {name[worst['x']]} vs {name[worst['y']]} (ρ = {worst['spearman']:+.2f}, "
+        f"{worst['top_k_overlap']}/{k} shared).",
+    ]
+    by_pair = {(r["x"], r["y"]): r for r in recs}
+    if ("act_patch", "attr_patch") in by_pair:
+        r = by_pair[("act_patch", "attr_patch")]
+        verdict = "a good" if r["spearman"] > 0.7 else "a rough" if r["spearman"] > 0.3 else "a poor"
+        lines.append(f"Attribution patching is {verdict} first-order proxy for activation patching here "
+                     f"(ρ = {r['spearman']:+.2f}).")  # fmt: skip
+    if ("fv_cie", "act_patch") in by_pair:
+        r = by_pair[("fv_cie", "act_patch")]
+        lines.append(f"Mean-patching (FV CIE) vs prompt-specific patching: ρ = {r['spearman']:+.2f}; they differ "
+                     "only in the value patched in (the clean mean vs the clean run of the same prompt).")  # fmt: skip
+    ltv = [r for r in recs if "ltv_score" in (r["x"], r["y"])]
+    if ltv:
+        mean_rho = float(np.mean([r["spearman"] for r in ltv]))
+        lines.append(f"The LTV's head sizes correlate with the causal scores at mean ρ = {mean_rho:+.2f}: "
+                     + ("the LTV leans on the causally important heads."
+                        if mean_rho > 0.4 else "the LTV spreads weight over heads the causal scores do not single "
+                        "out (a sum over many heads can do what a few strong heads do)."))  # fmt: skip
+    return " ".join(lines)
