@@ -119,3 +119,24 @@ def test_run_from_layer_and_expand(tiny_model, builtin_task):
         single = prefix.select([2]).expand(5)
         assert single.cache[0].past_keys.stride(0) == 0  # a view, not a copy
         assert (single.run(hooks) - full[2:3]).abs().max() <= TOL
+
+
+@pytest.mark.slow
+def test_engine_matches_full_recompute_smollm2(smollm2, builtin_task):
+    """The same equalities on the real grouped-query model (left padding, every intervention, gradients)."""
+    batch = _batch(smollm2, builtin_task, "shuffled", n=4, shots=4)
+    assert batch.attention_mask.sum(1).unique().numel() > 1
+    prefix = FrozenPrefix.from_batch(smollm2, batch.tokens, batch.attention_mask)
+    with torch.no_grad():
+        for name, hooks in _interventions(smollm2, batch).items():
+            full = final_logits(smollm2, batch.tokens, batch.attention_mask, hooks)
+            assert (full - prefix.run(hooks)).abs().max() <= TOL, name
+    acts = head_activations(smollm2, batch.tokens, batch.attention_mask)
+    grads = []
+    for run in (prefix.run, lambda h: final_logits(smollm2, batch.tokens, batch.attention_mask, h)):
+        theta = torch.full(acts.mean_contributions.shape[:2], 0.1).requires_grad_()
+        logits = run(add_vectors(smollm2, torch.einsum("lh,lhm->lm", theta, acts.mean_contributions)))
+        torch.nn.functional.cross_entropy(logits, batch.target_ids).backward()
+        grads.append(theta.grad)
+    smollm2.zero_grad(set_to_none=True)
+    assert (grads[0] - grads[1]).abs().max() <= TOL * max(1.0, grads[1].abs().max().item())
