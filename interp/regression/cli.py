@@ -2,7 +2,7 @@
 
     interp regress train --class linear --steps 6000 --out runs/linear
     interp regress eval --class linear [--model DIR] [--shift skewed] [--vector DIR] --n 500 --json
-    interp regress experiment --class linear [--shift S] [--quick]   # LTV / FV past the trained length
+    interp regress experiment --class {linear,...,all} [--shift S] [--quick]   # LTV / FV past the trained length
 
 ``eval`` prints (or with ``--json`` emits) ``trained_length``, ``in_range_error`` (mean normalised error for
 2d <= k <= trained length), ``beyond_error`` (trained length < k <= 2x) and the per-k curve; with ``--vector``
@@ -107,9 +107,16 @@ def _eval_with_vector(model, args) -> dict:
 
 
 def _experiment(args) -> int:
+    """One (class, shift) experiment, or ``--class all``: every shipped class, with and without each shift."""
+    from interp.regression import FUNCTION_CLASSES, SHIFTS
     from interp.regression.experiments import format_table, run_length_experiment, write_result
 
-    result = run_length_experiment(args.function_class, shift=args.shift, quick=args.quick, seed=args.seed)
-    path = write_result(result, Path(args.out or "results/regression"))
-    print(json.dumps(result["summary"]) if args.json else format_table(result) + f"\nwrote {path}")
+    if args.function_class == "all":
+        jobs = [(c, s) for c in sorted(FUNCTION_CLASSES) for s in (None, *sorted(SHIFTS))]
+    else:
+        jobs = [(args.function_class, args.shift)]
+    for function_class, shift in jobs:
+        result = run_length_experiment(function_class, shift=shift, quick=args.quick, seed=args.seed)
+        path = write_result(result, Path(args.out or "results/regression"))
+        print(json.dumps(result["summary"]) if args.json else format_table(result) + f"\nwrote {path}\n")
     return 0
