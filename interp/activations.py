@@ -26,30 +26,46 @@ from transformer_lens import HookedTransformer
 
 
 @torch.no_grad()
-def final_token_z(
+def final_position_activations(
     model: HookedTransformer,
     inputs: Tensor,
-    attention_mask: Tensor | None = None,
+    attention_mask: Tensor | None,
+    hook_name: str,
     *,
     batch_size: int = 16,
     pos: int = -1,
-) -> Float[Tensor, "batch layer head d_head"]:
-    """``hook_z`` of every layer at position ``pos``, in batches, without caching anything else."""
+) -> Tensor:
+    """``hook_name.format(layer=l)`` of every layer at position ``pos``, stacked on dim 1, in batches,
+    keeping nothing else (no ``run_with_cache``). E.g. ``"blocks.{layer}.attn.hook_z"`` -> ``[batch, layer, head, d_head]``."""
     n_layers = model.cfg.n_layers
     out = []
     for start in range(0, inputs.shape[0], batch_size):
         sl = slice(start, start + batch_size)
         store: dict[int, Tensor] = {}
 
-        def save(z: Float[Tensor, "batch pos head d_head"], hook):
-            store[hook.layer()] = z[:, pos].detach().clone()
+        def save(act: Tensor, hook):
+            store[hook.layer()] = act[:, pos].detach().clone()
 
         mask = attention_mask[sl] if attention_mask is not None else None
-        hooks = [(f"blocks.{layer}.attn.hook_z", save) for layer in range(n_layers)]
+        hooks = [(hook_name.format(layer=layer), save) for layer in range(n_layers)]
         with model.hooks(fwd_hooks=hooks):
             model(inputs[sl], attention_mask=mask, return_type=None)
         out.append(torch.stack([store[layer] for layer in range(n_layers)], dim=1))
     return torch.cat(out)
+
+
+def final_token_z(
+    model: HookedTransformer, inputs: Tensor, attention_mask: Tensor | None = None, *, batch_size: int = 16
+) -> Float[Tensor, "batch layer head d_head"]:
+    """``hook_z`` of every layer at the final token."""
+    return final_position_activations(model, inputs, attention_mask, "blocks.{layer}.attn.hook_z", batch_size=batch_size)
+
+
+def final_token_resid(
+    model: HookedTransformer, inputs: Tensor, attention_mask: Tensor | None = None, *, batch_size: int = 16
+) -> Float[Tensor, "batch layer d_model"]:
+    """``hook_resid_post`` of every layer at the final token."""
+    return final_position_activations(model, inputs, attention_mask, "blocks.{layer}.hook_resid_post", batch_size=batch_size)
 
 
 def stacked_W_O(model: HookedTransformer) -> Float[Tensor, "layer head d_head d_model"]:

@@ -12,10 +12,10 @@ from __future__ import annotations
 import time
 from dataclasses import asdict, dataclass
 
-import torch
 from jaxtyping import Float
 from torch import Tensor
 
+from interp.activations import final_token_resid
 from interp.interventions import replace_resid
 from interp.problems import Problem
 from interp.vectors.base import TaskVector, describe_model
@@ -53,30 +53,12 @@ class HiddenStateTaskVector(TaskVector):
         return replace_resid(model, self.layer, self.hidden[self.layer], hook="resid_post")
 
 
-@torch.no_grad()
-def final_token_resid(model, inputs, attention_mask, batch_size: int = 16) -> Float[Tensor, "batch layer d_model"]:
-    """``hook_resid_post`` of every layer at the final token."""
-    out = []
-    for start in range(0, inputs.shape[0], batch_size):
-        sl = slice(start, start + batch_size)
-        store: dict[int, Tensor] = {}
-
-        def save(act, hook):
-            store[hook.layer()] = act[:, -1].detach().clone()
-
-        hooks = [(f"blocks.{l}.hook_resid_post", save) for l in range(model.cfg.n_layers)]
-        with model.hooks(fwd_hooks=hooks):
-            model(inputs[sl], attention_mask=attention_mask[sl], return_type=None)
-        out.append(torch.stack([store[l] for l in range(model.cfg.n_layers)], 1))
-    return torch.cat(out)
-
-
 def fit_tv(problem: Problem, config: TVConfig | None = None, *, progress: bool = True) -> HiddenStateTaskVector:
     cfg = config or TVConfig()
     model = problem.model
     t0 = time.perf_counter()
     source = problem.batch("dummy", "train", cfg.n_source)
-    hidden = final_token_resid(model, source.inputs, source.attention_mask, cfg.batch_size).mean(0)
+    hidden = final_token_resid(model, source.inputs, source.attention_mask, batch_size=cfg.batch_size).mean(0)
     n_layers = model.cfg.n_layers
     meta = {
         **describe_model(model),
