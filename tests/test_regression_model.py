@@ -352,8 +352,9 @@ def test_shipped_checkpoint_matches_its_record(cls):
     assert abs(curve["in_range_error"] - rec["in_range_error"]) <= tolerance, (curve["in_range_error"], rec)
     if cls == "linear":
         assert rec["in_range_error"] <= 0.05
-    # the shipped model is a real learner: well below predicting zero
-    assert curve["in_range_error"] < 0.5 * rec["baseline_in_range"]["zero"]
+    # the shipped model is a real in-context learner: better than the averaging and 3-NN estimators
+    base = rec["baseline_in_range"]
+    assert curve["in_range_error"] < min(base["averaging"], base["nn3"], base["zero"])
     with pytest.raises(ValueError, match="expected"):
         other = next(c for c in FUNCTION_CLASSES if c != cls)
         load_regression_model(cls, expected_class=other)
