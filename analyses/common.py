@@ -38,7 +38,7 @@ DIVERGING = "RdBu_r"
 METHOD_COLOURS = {
     "LTV": "#1f77b4",
     "LTV (multi-task)": "#17becf",
-    "LTV (single layer)": "#1f77b4",
+    "LTV (single layer)": "#9467bd",
     "FV": "#d62728",
     "TV": "#2ca02c",
     "random-θ": "#7f7f7f",

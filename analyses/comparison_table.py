@@ -89,7 +89,7 @@ def plot_comparison_table(report_or_df, title: str | None = None):
                 else:
                     c = cell.iloc[0]
                     zr.append(c.accuracy)
-                    tr.append(f"{c.accuracy:.2f}<br><span style='font-size:10px'>[{c.ci_low:.2f}, {c.ci_high:.2f}]</span>")
+                    tr.append(f"<b>{c.accuracy:.2f}</b><br>[{c.ci_low:.2f}, {c.ci_high:.2f}]")
             vals = [v for v in zr if v is not None]
             mean = float(np.mean(vals)) if vals else None
             zr.append(mean)
@@ -97,7 +97,8 @@ def plot_comparison_table(report_or_df, title: str | None = None):
             z.append(zr)
             text.append(tr)
         fig.add_trace(go.Heatmap(
-            z=z, x=columns, y=methods, text=text, texttemplate="%{text}", coloraxis="coloraxis", xgap=2, ygap=2,
+            z=z, x=columns, y=methods, text=text, texttemplate="%{text}", textfont=dict(size=11), coloraxis="coloraxis",
+            xgap=2, ygap=2,
             hovertemplate="%{y} on %{x}: %{z:.3f}<extra>" + setting + "</extra>",
         ), row=i, col=1)  # fmt: skip
         fig.update_yaxes(autorange="reversed", title_text="method", row=i, col=1)

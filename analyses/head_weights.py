@@ -135,7 +135,7 @@ def plot_head_weights(ltv_or_data, fv=None, task: str | None = None, top_k: int 
         by_cie = df.sort_values("cie_rank").head(k)
         header += ["FV head", "CIE"]
         cells += [list(by_cie.head_label), [f"{v:+.2g}" for v in by_cie.fv_cie]]
-    widths_t = [0.45, 1, 0.8, 0.9] + ([1, 1.25] if has_fv else [])
+    widths_t = [0.45, 1, 1.0, 1.05] + ([1, 1.2] if has_fv else [])
     fig.add_trace(go.Table(header=dict(values=header, align="left", fill_color="#e8e8e8"), columnwidth=widths_t,
                            cells=dict(values=cells, align="left", height=24)), row=1, col=cols)  # fmt: skip
     both = set(by_ltv.head_label) & set(df.sort_values("cie_rank").head(k).head_label) if has_fv else set()

@@ -290,7 +290,8 @@ def compare_head_scores(df: pd.DataFrame, top_k: int = 10, title: str | None = N
         for name, colour in groups.items():
             sel = df[kind == name]
             fig.add_trace(go.Scatter(
-                x=sel[a], y=sel[b], mode="markers", name=name, legendgroup=name, showlegend=i == 0,
+                x=sel[a], y=sel[b], mode="markers", name=name, legendgroup=name,
+                showlegend=name not in {t.name for t in fig.data if t.showlegend} and not sel.empty,
                 marker=dict(color=colour, size=7 if name != "neither" else 5, line=dict(width=0)),
                 text=sel["head_label"], hovertemplate="%{text}<br>x = %{x:.4g}<br>y = %{y:.4g}<extra></extra>",
             ), row=row, col=col)  # fmt: skip
@@ -330,8 +331,24 @@ def reading(stats: dict) -> str:
     ltv = [r for r in recs if "ltv_score" in (r["x"], r["y"])]
     if ltv:
         mean_rho = float(np.mean([r["spearman"] for r in ltv]))
-        lines.append(f"The LTV's head sizes correlate with the causal scores at mean ρ = {mean_rho:+.2f}: "
-                     + ("the LTV leans on the causally important heads."
-                        if mean_rho > 0.4 else "the LTV spreads weight over heads the causal scores do not single "
-                        "out (a sum over many heads can do what a few strong heads do)."))  # fmt: skip
+        mean_overlap = float(np.mean([r["top_k_overlap"] for r in ltv]))
+        if mean_rho > 0.5:
+            verdict = "the LTV leans on the heads the causal scores single out."
+        elif mean_overlap >= k / 4:
+            verdict = ("its largest heads include causally important ones, but over all heads it tracks the causal scores "
+                       "only loosely: it also weights heads whose individual patching effect is small (a sum over many "
+                       "heads can do what a few strong heads do).")  # fmt: skip
+        else:
+            verdict = "it relies on different heads than the ones patching singles out."
+        lines.append(f"LTV head sizes vs the causal scores: mean ρ = {mean_rho:+.2f}, mean top-{k} overlap "
+                     f"{mean_overlap:.1f}/{k}; {verdict}")  # fmt: skip
+    tops = stats.get("top_heads", {})
+    if len(tops) > 1:
+        common = set.intersection(*(set(v) for v in tops.values()))
+        if common:
+            order = [h for h in next(iter(tops.values())) if h in common]
+            lines.append(f"In every score's top {k}: {', '.join(order)}.")
+        else:
+            lines.append(f"No head is in every score's top {k}.")
+    lines.append("(ρ runs over all heads, most of which have near-zero effects; the top-k overlap reads the important few.)")
     return " ".join(lines)

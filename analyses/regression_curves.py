@@ -137,7 +137,7 @@ def plot_regression_curves(
             low = cd.low.clip(lower=floor) if floor else cd.low
             high = cd.high.clip(lower=floor) if floor else cd.high
             mean = cd["mean"].clip(lower=floor) if floor else cd["mean"]
-            fig.add_trace(go.Scatter(x=list(cd.k) + list(cd.k[::-1]), y=list(high) + list(low[::-1]), fill="toself",
+            fig.add_trace(go.Scatter(x=list(cd.k) + list(cd.k[::-1]), y=list(high) + list(low[::-1]), fill="toself", mode="lines",
                                      fillcolor=_alpha(colour, 0.12), line=dict(width=0), hoverinfo="skip",
                                      showlegend=False, legendgroup=name), row=r, col=c)  # fmt: skip
             fig.add_trace(go.Scatter(x=cd.k, y=mean, mode="lines", name=name, legendgroup=name, customdata=cd["mean"],
