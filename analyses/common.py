@@ -23,13 +23,13 @@ import json
 import math
 import os
 import shutil
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
 import pandas as pd
-import torch
 from torch import Tensor
 
 #: Diverging scale for signed quantities (θ, CIE, patching effects), always centred at 0 by `signed_range`.
@@ -135,7 +135,9 @@ def png_available() -> tuple[bool, str]:
         try:
             import kaleido  # noqa: F401
         except ImportError:
-            _PNG_STATE.update(available=False, reason="kaleido is not installed (pip install 'interp[figures]')")
+            _PNG_STATE.update(
+                available=False, reason="kaleido is not installed (pip install 'interp[figures]')"
+            )
             return False, _PNG_STATE["reason"]
         env = os.environ.get("BROWSER_PATH")
         found = (env and Path(env).exists()) or any(shutil.which(b) for b in _BROWSERS) or _kaleido_chrome()
@@ -248,6 +250,8 @@ class ResultCache:
     misses: int = 0
     hits: int = 0
     keys: list[str] = field(default_factory=list)
+    #: seconds each unit took when it was computed (read back from the cache on a hit), by sha
+    compute_s: dict[str, float] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.root = Path(self.root)
@@ -267,6 +271,7 @@ class ResultCache:
                 record = json.loads(path.read_text())
                 if record.get("key") == json.loads(json.dumps(key, default=str)):
                     self.hits += 1
+                    self.compute_s[path.stem] = float(record.get("wall_s", float("nan")))
                     return record["result"]
             except (json.JSONDecodeError, KeyError):
                 pass  # a truncated file from an interrupted run: recompute
@@ -275,10 +280,13 @@ class ResultCache:
         if folder.exists():
             shutil.rmtree(folder)
         folder.mkdir(parents=True, exist_ok=True)
+        t0 = time.perf_counter()
         result = compute(folder)
+        wall = round(time.perf_counter() - t0, 1)
+        self.compute_s[path.stem] = wall
         self.root.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(".json.tmp")
-        tmp.write_text(json.dumps({"key": key, "result": result}, default=_json_default))
+        tmp.write_text(json.dumps({"key": key, "wall_s": wall, "result": result}, default=_json_default))
         tmp.replace(path)  # atomic: a crash never leaves a half-written cache entry
         return json.loads(json.dumps(result, default=_json_default))
 

@@ -37,7 +37,9 @@ def load_comparison(path: str | Path = "results/text_comparison.json") -> dict |
     try:
         report = json.loads(path.read_text())
     except json.JSONDecodeError as err:
-        raise AnalysisError(f"{path} is not valid JSON ({err}); is the comparison still being written?") from None
+        raise AnalysisError(
+            f"{path} is not valid JSON ({err}); is the comparison still being written?"
+        ) from None
     if not isinstance(report, dict) or not isinstance(report.get("cells"), list):
         raise AnalysisError(f"{path} has no 'cells' list: not a report of interp.comparison.run_comparison")
     return report
@@ -104,7 +106,9 @@ def plot_comparison_table(report_or_df, title: str | None = None):
         fig.update_yaxes(autorange="reversed", title_text="method", row=i, col=1)
         fig.update_xaxes(tickangle=-25 if len(tasks) > 6 else 0, row=i, col=1)
     n = int(df.n.max())
-    fig.update_layout(coloraxis=dict(colorscale="Blues", cmin=0, cmax=1, colorbar=dict(title="accuracy", len=0.6)))
+    fig.update_layout(
+        coloraxis=dict(colorscale="Blues", cmin=0, cmax=1, colorbar=dict(title="accuracy", len=0.6))
+    )
     style(fig, title or f"Text comparison: every method on every task (n ≤ {n} test queries per cell)",
           height=330 * len(settings) + 150, width=max(900, 140 + 118 * len(columns)))  # fmt: skip
     return fig, df

@@ -35,12 +35,32 @@ from plotly.subplots import make_subplots
 
 from analyses.common import DIVERGING, AnalysisError, _numpy, style
 
-__all__ = ["method_vectors", "center_across_tasks", "plot_cosine_similarity", "pca_2d", "nearest_centroid_accuracy", "plot_pca"]
+__all__ = [
+    "method_vectors",
+    "center_across_tasks",
+    "plot_cosine_similarity",
+    "pca_2d",
+    "nearest_centroid_accuracy",
+    "plot_pca",
+]
 
-_TASK_COLOURS = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#bcbd22", "#7f7f7f"]
+_TASK_COLOURS = [
+    "#1f77b4",
+    "#d62728",
+    "#2ca02c",
+    "#ff7f0e",
+    "#9467bd",
+    "#8c564b",
+    "#e377c2",
+    "#17becf",
+    "#bcbd22",
+    "#7f7f7f",
+]
 
 
-def method_vectors(ltv=None, fv=None, tv=None, tv_layer: int | None = None, multi=None, task: str | None = None) -> dict:
+def method_vectors(
+    ltv=None, fv=None, tv=None, tv_layer: int | None = None, multi=None, task: str | None = None
+) -> dict:
     """One ``d_model`` vector per method for one task (see the module docstring); missing methods are skipped."""
     out = {}
     if ltv is not None:
@@ -88,10 +108,29 @@ def plot_cosine_similarity(vectors: Mapping[tuple[str, str], object], title: str
     # lines between method blocks
     edges = np.cumsum([sum(1 for m2, _ in keys if m2 == m) for m in methods])[:-1]
     for e in edges:
-        fig.add_shape(type="line", x0=e - 0.5, x1=e - 0.5, y0=-0.5, y1=len(keys) - 0.5, line=dict(color="#333", width=1.5))
-        fig.add_shape(type="line", y0=e - 0.5, y1=e - 0.5, x0=-0.5, x1=len(keys) - 0.5, line=dict(color="#333", width=1.5))
+        fig.add_shape(
+            type="line",
+            x0=e - 0.5,
+            x1=e - 0.5,
+            y0=-0.5,
+            y1=len(keys) - 0.5,
+            line=dict(color="#333", width=1.5),
+        )
+        fig.add_shape(
+            type="line",
+            y0=e - 0.5,
+            y1=e - 0.5,
+            x0=-0.5,
+            x1=len(keys) - 0.5,
+            line=dict(color="#333", width=1.5),
+        )
     size = max(600, 200 + 42 * len(keys))
-    style(fig, title or "Cosine similarity of task vectors (TV centred across tasks)", height=size + 60, width=size + 160)
+    style(
+        fig,
+        title or "Cosine similarity of task vectors (TV centred across tasks)",
+        height=size + 60,
+        width=size + 160,
+    )
     fig.update_yaxes(autorange="reversed", title_text="method · task")
     fig.update_xaxes(tickangle=-45, title_text="method · task")
     rows = [{"method_a": a[0], "task_a": a[1], "method_b": b[0], "task_b": b[1], "cosine": float(cos[i, j])}
@@ -157,8 +196,14 @@ def plot_pca(panels: Mapping[str, Mapping[str, object]], title: str | None = Non
         tasks = np.concatenate([[t] * len(g) for t, g in groups.items()])
         index = np.concatenate([np.arange(len(g)) for g in groups.values()])
         acc = nearest_centroid_accuracy(groups)
-        frames.append(pd.DataFrame({"panel": name, "task": tasks, "prompt": index, "pc1": proj[:, 0], "pc2": proj[:, 1]}))
-        subtitles.append(f"{name}<br><sup>nearest-centroid accuracy {acc:.2f} (leave-one-out, full space)</sup>")
+        frames.append(
+            pd.DataFrame(
+                {"panel": name, "task": tasks, "prompt": index, "pc1": proj[:, 0], "pc2": proj[:, 1]}
+            )
+        )
+        subtitles.append(
+            f"{name}<br><sup>nearest-centroid accuracy {acc:.2f} (leave-one-out, full space)</sup>"
+        )
         projections.append(ratio)
     df = pd.concat(frames, ignore_index=True)
     tasks_all = list(dict.fromkeys(df.task))
@@ -177,7 +222,11 @@ def plot_pca(panels: Mapping[str, Mapping[str, object]], title: str | None = Non
         r = projections[c - 1]
         fig.update_xaxes(title_text=f"PC1 ({100 * r[0]:.0f}% of variance)", row=1, col=c)
         fig.update_yaxes(title_text=f"PC2 ({100 * r[1]:.0f}% of variance)", row=1, col=c)
-    style(fig, title or "Per-prompt task vectors, 2-D PCA, coloured by task", height=560, width=max(700, 560 * len(names)))
+    style(
+        fig,
+        title or "Per-prompt task vectors, 2-D PCA, coloured by task",
+        height=560,
+        width=max(700, 560 * len(names)),
+    )
     fig.update_layout(legend=dict(title="task"), margin=dict(t=120))
     return fig, df
-

@@ -28,7 +28,12 @@ from plotly.subplots import make_subplots
 
 from analyses.common import DIVERGING, AnalysisError, head_frame, signed_range, style
 
-__all__ = ["head_weight_data", "multitask_head_weight_data", "plot_head_weights", "plot_multitask_head_weights"]
+__all__ = [
+    "head_weight_data",
+    "multitask_head_weight_data",
+    "plot_head_weights",
+    "plot_multitask_head_weights",
+]
 
 
 def head_weight_data(ltv, fv=None, task: str | None = None) -> pd.DataFrame:
@@ -83,15 +88,18 @@ def _colorbar(title: str, domain) -> dict:
     return dict(title=title, x=domain[1] + 0.008, xanchor="left", len=0.9, thickness=12)
 
 
-def _axes(fig, n_layers, n_heads, cols):
+def _axes(fig, n_layers, n_heads, cols, y_title_cols=None):
     step = 1 if n_layers <= 12 else 3
     for c in cols:
         fig.update_xaxes(title_text="head", tickmode="array", tickvals=list(range(n_heads)), row=1, col=c)
-        fig.update_yaxes(title_text="layer", tickmode="array", tickvals=list(range(0, n_layers, step)),
+        show = y_title_cols is None or c in y_title_cols
+        fig.update_yaxes(title_text="layer" if show else None, tickmode="array", tickvals=list(range(0, n_layers, step)),
                          range=[-0.5, n_layers - 0.5], row=1, col=c)  # fmt: skip
 
 
-def plot_head_weights(ltv_or_data, fv=None, task: str | None = None, top_k: int = 10, title: str | None = None):
+def plot_head_weights(
+    ltv_or_data, fv=None, task: str | None = None, top_k: int = 10, title: str | None = None
+):
     """θ heatmap (diverging, 0-centred) | FV CIE heatmap | the top-k heads of each; returns ``(fig, df)``.
 
     ``ltv_or_data`` is a `LearnedTaskVector` (then ``fv`` / ``task`` as in `head_weight_data`) or the
@@ -110,7 +118,9 @@ def plot_head_weights(ltv_or_data, fv=None, task: str | None = None, top_k: int 
     k = min(top_k, len(df))
 
     cols = 3 if has_fv else 2
-    titles = ["LTV weight θ[l, h]"] + (["FV causal indirect effect (ΔP)"] if has_fv else []) + [f"top {k} heads"]
+    titles = (
+        ["LTV weight θ[l, h]"] + (["FV causal indirect effect (ΔP)"] if has_fv else []) + [f"top {k} heads"]
+    )
     heat_w = 0.2 + 0.03 * n_heads
     widths = [heat_w] * (cols - 1) + [0.55 if has_fv else 0.4]
     specs = [[{"type": "heatmap"}] * (cols - 1) + [{"type": "table"}]]
@@ -139,7 +149,9 @@ def plot_head_weights(ltv_or_data, fv=None, task: str | None = None, top_k: int 
     fig.add_trace(go.Table(header=dict(values=header, align="left", fill_color="#e8e8e8"), columnwidth=widths_t,
                            cells=dict(values=cells, align="left", height=24)), row=1, col=cols)  # fmt: skip
     both = set(by_ltv.head_label) & set(df.sort_values("cie_rank").head(k).head_label) if has_fv else set()
-    default_title = f"Head weights — {task_name}" + (f" (top-{k} overlap LTV ∩ FV: {len(both)})" if has_fv else "")
+    default_title = f"Head weights — {task_name}" + (
+        f" (top-{k} overlap LTV ∩ FV: {len(both)})" if has_fv else ""
+    )
     style(fig, title or default_title, height=max(520, 60 + 20 * n_layers), width=1250 if has_fv else 900)
     return fig, df
 
@@ -149,7 +161,9 @@ def multitask_head_weight_data(multi_ltv) -> pd.DataFrame:
     tasks = getattr(multi_ltv, "tasks", None)
     if not tasks:
         raise AnalysisError("expected a (multi-task) LearnedTaskVector with .tasks")
-    frames = [head_frame({"theta": multi_ltv.theta, "ltv_score": multi_ltv.head_scores(t)}, task=t) for t in tasks]
+    frames = [
+        head_frame({"theta": multi_ltv.theta, "ltv_score": multi_ltv.head_scores(t)}, task=t) for t in tasks
+    ]
     return pd.concat(frames, ignore_index=True)
 
 
@@ -175,8 +189,10 @@ def plot_multitask_head_weights(ltv_or_data, top_k: int = 10, title: str | None 
     )  # fmt: skip
     for i, t in enumerate(tasks):
         fig.add_trace(_heatmap(df[df.task == t], "ltv_score", "coloraxis2", "score"), row=1, col=i + 2)
-    _axes(fig, n_layers, n_heads, range(1, cols + 1))
-    tops = ", ".join(first.reindex(first.theta.abs().sort_values(ascending=False).index).head(min(top_k, 5)).head_label)
+    _axes(fig, n_layers, n_heads, range(1, cols + 1), y_title_cols=(1,))
+    tops = ", ".join(
+        first.reindex(first.theta.abs().sort_values(ascending=False).index).head(min(top_k, 5)).head_label
+    )
     style(fig, title or f"Multi-task LTV ({len(tasks)} tasks): shared θ; largest |θ|: {tops}",
           height=max(520, 60 + 20 * n_layers), width=max(900, 250 + 230 * cols))  # fmt: skip
     return fig, df

@@ -33,7 +33,13 @@ from analyses.common import METHOD_COLOURS, AnalysisError, style
 from interp.engine import final_logits
 from interp.problems import run_prefix
 
-__all__ = ["compute_layer_sweep", "evaluate_from_layer", "plot_layer_sweep", "clean_icl_result", "SWEEP_METHODS"]
+__all__ = [
+    "compute_layer_sweep",
+    "evaluate_from_layer",
+    "plot_layer_sweep",
+    "clean_icl_result",
+    "SWEEP_METHODS",
+]
 
 SWEEP_METHODS = ("FV", "TV", "LTV (single layer)")
 REFERENCE_ROWS = ("LTV (all layers)", "ICL (clean)", "none")
@@ -55,7 +61,9 @@ def clean_icl_result(problem, n: int, split: str = "test"):
 
 
 @torch.no_grad()
-def evaluate_from_layer(vec, layer: int, problem, setting: str, n: int, cache: dict | None = None, split: str = "test"):
+def evaluate_from_layer(
+    vec, layer: int, problem, setting: str, n: int, cache: dict | None = None, split: str = "test"
+):
     """``vec.evaluate(problem, setting)`` for a vector acting at ``layer`` only, running blocks ``layer..L-1``
     from the final token's cached ``hook_resid_pre`` (`FrozenPrefix.run_from`): layers below the
     intervention are computed once per setting instead of once per layer (same result, tested)."""
@@ -103,7 +111,9 @@ def compute_layer_sweep(
     for label, vec, layers in (("FV", fv, fv_layers), ("TV", tv, tv_layers)):
         if vec is not None:
             if not hasattr(vec, "at_layer"):
-                raise AnalysisError(f"the {label} must be a vector with .at_layer(layer), got {type(vec).__name__}")
+                raise AnalysisError(
+                    f"the {label} must be a vector with .at_layer(layer), got {type(vec).__name__}"
+                )
             jobs += [(label, vec, l) for l in (range(n_layers) if layers is None else layers)]
     jobs += [("LTV (single layer)", None, l) for l in ltv_layers]
     start_cache: dict[str, tuple] = {}
@@ -123,9 +133,19 @@ def compute_layer_sweep(
     clean = clean_icl_result(problem, n)
     for setting in settings:
         if ltv is not None:
-            rows.append(_row(ltv.evaluate(problem, setting, n=n), "LTV (all layers)", None, setting, "reference"))
+            rows.append(
+                _row(ltv.evaluate(problem, setting, n=n), "LTV (all layers)", None, setting, "reference")
+            )
         batch, prefix = problem.prefix(setting, "test", n)
-        rows.append(_row(problem.result(run_prefix(prefix, lambda idx: []), batch, "none"), "none", None, setting, "reference"))
+        rows.append(
+            _row(
+                problem.result(run_prefix(prefix, lambda idx: []), batch, "none"),
+                "none",
+                None,
+                setting,
+                "reference",
+            )
+        )
         rows.append(_row(clean, "ICL (clean)", None, setting, "reference"))
     return pd.DataFrame(rows, columns=_COLUMNS)
 
@@ -142,7 +162,11 @@ def plot_layer_sweep(df: pd.DataFrame, title: str | None = None, caption_layers:
     fig = make_subplots(rows=1, cols=len(settings), shared_yaxes=True, horizontal_spacing=0.05,
                         subplot_titles=[f"{s} prompts" for s in settings])  # fmt: skip
     x_max = int(sweep.layer.max())
-    ref_style = {"LTV (all layers)": ("LTV", "dash"), "ICL (clean)": ("ICL (clean)", "dot"), "none": ("none", "dashdot")}
+    ref_style = {
+        "LTV (all layers)": ("LTV", "dash"),
+        "ICL (clean)": ("ICL (clean)", "dot"),
+        "none": ("none", "dashdot"),
+    }
     for c, setting in enumerate(settings, start=1):
         for method in SWEEP_METHODS:
             d = sweep[(sweep.method == method) & (sweep.setting == setting)].sort_values("layer")

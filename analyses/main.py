@@ -82,7 +82,9 @@ class FigureSettings:
     multitask: bool = True
     patch_n: int = 8  # clean/corrupted prompt pairs for activation + attribution patching
     sweep_every: int = 3  # single-layer LTVs at layers 0, every, 2*every, ...
+    sweep_vector_every: int = 1  # FV / TV injected at every layer (quick: every 2nd)
     sweep_ltv_steps: int = 30
+    sweep_ltv_lr: float = 0.5  # a single layer's H weights need larger values than the all-layer θ (lr 0.05)
     top_k: int = 10
     regression_dir: str = "results/regression"
     regression_prompts: int = 300  # fallback curves of the shipped checkpoints
@@ -95,7 +97,7 @@ class FigureSettings:
         base = cls()
         if quick:
             base = replace(
-                base, quick=True, n_tasks=2, shots=5, n_test=24, patch_n=4, sweep_every=10, sweep_ltv_steps=15,
+                base, quick=True, n_tasks=2, shots=5, n_test=24, patch_n=4, sweep_every=10, sweep_vector_every=2, sweep_ltv_steps=15,
                 regression_prompts=100,
                 ltv=dict(steps=20, n_train=16, n_valid=8, n_mean=16, batch_size=8, eval_every=5, patience=2),
                 fv=dict(top_k=10, n_mean=16, n_cie=4, n_valid=8), tv=dict(n_source=8, n_valid=8),
@@ -172,13 +174,19 @@ class FigureRun:
 
     def task_id(self, name: str) -> dict:
         t = self.task(name)
-        return {"name": t.name, "sha": sha_of([[p.input, p.output] for p in t.pairs]), "splits": list(t.split_fractions)}
+        return {
+            "name": t.name,
+            "sha": sha_of([[p.input, p.output] for p in t.pairs]),
+            "splits": list(t.split_fractions),
+        }
 
     def problem(self, name: str):
         from interp.problems import TextProblem
 
         if name not in self._problems:
-            self._problems[name] = TextProblem(self.model, self.task(name), shots=self.s.shots, seed=self.s.seed)
+            self._problems[name] = TextProblem(
+                self.model, self.task(name), shots=self.s.shots, seed=self.s.seed
+            )
         return self._problems[name]
 
     def key(self, stage: str, **parts) -> dict:
@@ -215,9 +223,9 @@ def _cell(result, row: str, clean_correct: list[bool] | None) -> dict:
 def fit_tv_per_prompt(problem, config):
     """`interp.vectors.fit_tv`, also returning the per-prompt hidden states ``[n_source, layer, d_model]``
     it averages (the PCA of analysis 6 needs them; fit_tv keeps only the mean)."""
+    from interp.activations import final_token_resid
     from interp.vectors.base import describe_model
     from interp.vectors.function_vector import best_layer, layer_sweep
-    from interp.activations import final_token_resid
     from interp.vectors.task_vector import HiddenStateTaskVector
 
     model, cfg = problem.model, config
@@ -230,7 +238,9 @@ def fit_tv_per_prompt(problem, config):
     tv = HiddenStateTaskVector({"hidden": per_prompt.mean(0)}, meta)
     if cfg.layer is None:
         sweep = layer_sweep(tv, problem, range(n_layers), cfg.sweep_settings, cfg.n_valid)
-        tv.meta.update(layers=[best_layer(sweep, problem.metric)], layer_sweep={str(k): v for k, v in sweep.items()})
+        tv.meta.update(
+            layers=[best_layer(sweep, problem.metric)], layer_sweep={str(k): v for k, v in sweep.items()}
+        )
     tv.meta["wall_s"] = round(time.perf_counter() - t0, 2)
     return tv, per_prompt
 
@@ -309,7 +319,9 @@ def stage_multitask(run: FigureRun, tasks: list[str], vec_results: dict) -> dict
             vec = multi.for_task(t)
             clean_correct = vec_results[t]["clean_correct"]
             for setting in SETTINGS:
-                cells.append(_cell(vec.evaluate(problem, setting, n=run.s.n_test), "LTV (multi-task)", clean_correct))
+                cells.append(
+                    _cell(vec.evaluate(problem, setting, n=run.s.n_test), "LTV (multi-task)", clean_correct)
+                )
             acts = problem.clean_activations(run.s.ltv["n_mean"]).contributions  # [n, L, H, d]
             per_prompt[t] = torch.einsum("lh,nlhd->nd", multi.theta, acts)
         save_tensors(folder, "per_prompt", per_prompt)
@@ -341,7 +353,7 @@ def stage_patching(run: FigureRun, task: str, vec_res: dict) -> dict:
         res = run.cache.get_or_compute(key, compute)
     hw = pd.DataFrame(vec_res["head_weights"])
     n_layers, n_heads = int(hw.layer.max()) + 1, int(hw["head"].max()) + 1
-    grid = lambda col: hw.sort_values(["layer", "head"])[col].to_numpy().reshape(n_layers, n_heads)  # noqa: E731
+    grid = lambda col: hw.sort_values(["layer", "head"])[col].to_numpy().reshape(n_layers, n_heads)
     df = head_score_frame(ltv=grid("ltv_score"), fv=grid("fv_cie"), act_patch=np.array(res["act_patch"]),
                           attr_patch=np.array(res["attr_patch"]))  # fmt: skip
     fig, stats = compare_head_scores(df, top_k=run.s.top_k,
@@ -372,28 +384,40 @@ def stage_sweep(run: FigureRun, task: str, vec_res: dict) -> dict:
 
     n_layers = vec_res["n_layers"]
     layers = sweep_layers(n_layers, run.s.sweep_every)
+    vector_layers = sweep_layers(n_layers, run.s.sweep_vector_every)
     key = run.key("sweep", task=run.task_id(task), vectors=sha_of(vec_res["head_weights"]), layers=layers,
-                  ltv_steps=run.s.sweep_ltv_steps, **_vector_settings(run))  # fmt: skip
+                  vector_layers=vector_layers,
+                  ltv_steps=run.s.sweep_ltv_steps, ltv_lr=run.s.sweep_ltv_lr, **_vector_settings(run))  # fmt: skip
 
     def compute(folder: Path) -> dict:
         problem = run.problem(task)
         base = Path(vec_res["_folder"])
         fv, tv, ltv = (load_vector(base / m, problem.model) for m in ("fv", "tv", "ltv"))
-        cfg = LTVConfig(**dict(run.s.ltv, steps=run.s.sweep_ltv_steps), seed=run.s.seed)
+        cfg = LTVConfig(
+            **dict(run.s.ltv, steps=run.s.sweep_ltv_steps, lr=run.s.sweep_ltv_lr), seed=run.s.seed
+        )
         df = compute_layer_sweep(problem, fv, tv, ltv, ltv_layers=layers, ltv_config=cfg, settings=SETTINGS,
-                                 n=run.s.n_test, progress=run.progress)  # fmt: skip
+                                 n=run.s.n_test, fv_layers=vector_layers, tv_layers=vector_layers,
+                                 progress=run.progress)  # fmt: skip
         return {"rows": df.to_dict("records")}
 
     for _ in run.bar(range(1), f"[4/7] layer sweep ({task})"):
         res = run.cache.get_or_compute(key, compute)
     df = pd.DataFrame(res["rows"])
-    fig, _ = plot_layer_sweep(df, title=f"Injection layer sweep on {task} (test, n={run.s.n_test} per point, 95% CI bands)")
-    every = f"every {run.s.sweep_every} layers ({', '.join(map(str, layers))})" if run.s.sweep_every > 1 else "every layer"
+    fig, _ = plot_layer_sweep(
+        df, title=f"Injection layer sweep on {task} (test, n={run.s.n_test} per point, 95% CI bands)"
+    )
+    every = (
+        f"every {run.s.sweep_every} layers ({', '.join(map(str, layers))})"
+        if run.s.sweep_every > 1
+        else "every layer"
+    )
+    vec_every = "each layer" if run.s.sweep_vector_every == 1 else f"every {run.s.sweep_vector_every} layers"
     run.save(fig, "layer_sweep",
-             f"Test accuracy on *{task}* when the FV is added / the TV replaces the hidden state at each layer, and of an "
-             f"LTV trained at one layer only ({every}, {run.s.sweep_ltv_steps} steps, to fit the CPU budget).  \n"
+             f"Test accuracy on *{task}* when the FV is added / the TV replaces the hidden state at {vec_every}, and of an "
+             f"LTV trained at one layer only ({every}, {run.s.sweep_ltv_steps} steps at lr {run.s.sweep_ltv_lr}, to fit the CPU budget).  \n"
              "Dashed lines: the full all-layer LTV, the clean-ICL ceiling and the uncorrected model; bands are 95% Wilson CIs.")  # fmt: skip
-    return {"task": task, "ltv_layers": layers, "rows": res["rows"]}
+    return {"task": task, "ltv_layers": layers, "vector_layers": vector_layers, "rows": res["rows"]}
 
 
 def stage_geometry(run: FigureRun, tasks: list[str], vec_results: dict, multi: dict | None) -> dict:
@@ -418,7 +442,9 @@ def stage_geometry(run: FigureRun, tasks: list[str], vec_results: dict, multi: d
             elif method == "TV":
                 vectors[(method, t)] = load_vector(base / "tv").hidden[layer]
     for t in tasks:
-        pca_tv[t] = load_tensors(Path(vec_results[t]["_folder"]) / "per_prompt.safetensors")["tv_hidden"][:, layer]
+        pca_tv[t] = load_tensors(Path(vec_results[t]["_folder"]) / "per_prompt.safetensors")["tv_hidden"][
+            :, layer
+        ]
     if multi:
         per = load_tensors(Path(multi["_folder"]) / "per_prompt.safetensors")
         pca_multi = {t: per[t] for t in tasks}
@@ -458,7 +484,9 @@ def stage_comparison(run: FigureRun, vec_results: dict, multi: dict | None) -> d
         report = {"cells": cells, "config": {"model": run.s.model, **_vector_settings(run)}}
         source = (f"this run ({run.s.model}, {len(vec_results)} {'built-in ' if not run.s.tasks_dir else ''}tasks, "
                   f"{run.s.shots}-shot, n_test={run.s.n_test}); `{run.s.comparison_path}` was not found")  # fmt: skip
-        run.notes.append(f"Comparison table drawn from this run's cells: {run.s.comparison_path} does not exist yet.")
+        run.notes.append(
+            f"Comparison table drawn from this run's cells: {run.s.comparison_path} does not exist yet."
+        )
     fig, df = plot_comparison_table(report)
     md = comparison_markdown(report)
     (run.out / "comparison_table.md").write_text(f"# Text comparison\n\nSource: {source}.\n{md}")
@@ -472,7 +500,10 @@ def stage_comparison(run: FigureRun, vec_results: dict, multi: dict | None) -> d
 
 def stage_regression(run: FigureRun) -> dict | None:
     """Stage 7: regression error curves (experiment JSONs, else the experiment API, else shipped checkpoints)."""
-    from analyses.regression_curves import load_regression_results, plot_regression_curves, shipped_checkpoint_curves
+    from analyses.regression_curves import (
+        load_regression_results,
+        plot_regression_curves,
+    )
 
     bar = run.bar(range(1), "[7/7] regression curves")
     records = load_regression_results(run.s.regression_dir)
@@ -483,7 +514,9 @@ def stage_regression(run: FigureRun) -> dict | None:
     bar.update(1)
     bar.close()
     if not records:
-        note = "Regression figure skipped: no results in {} and no shipped checkpoint.".format(run.s.regression_dir)
+        note = "Regression figure skipped: no results in {} and no shipped checkpoint.".format(
+            run.s.regression_dir
+        )
         print(f"[figures] {note}")
         run.notes.append(note)
         return None
@@ -508,14 +541,20 @@ def _regression_fallback(run: FigureRun) -> tuple[list[dict], str]:
         run_length_experiment = None
     from interp.regression import FUNCTION_CLASSES, shipped_checkpoint_dir
 
-    classes = [fc for fc in sorted(FUNCTION_CLASSES) if (shipped_checkpoint_dir(fc) / "model.safetensors").exists()]
+    classes = [
+        fc for fc in sorted(FUNCTION_CLASSES) if (shipped_checkpoint_dir(fc) / "model.safetensors").exists()
+    ]
     ckpt_ids = {fc: sha_of((shipped_checkpoint_dir(fc) / "config.json").read_text()) for fc in classes}
     if run_length_experiment is not None:
         records = []
         for fc in classes:
             key = {"stage": "regression", "version": STAGE_VERSIONS["regression"], "kind": "experiment",
                    "class": fc, "checkpoint": ckpt_ids[fc], "quick": run.s.quick}  # fmt: skip
-            records.append(run.cache.get_or_compute(key, lambda folder, fc=fc: run_length_experiment(fc, quick=run.s.quick)))
+            records.append(
+                run.cache.get_or_compute(
+                    key, lambda folder, fc=fc: run_length_experiment(fc, quick=run.s.quick)
+                )
+            )
         run.notes.append("Regression curves computed with interp.regression.experiments.run_length_experiment "
                          f"(quick={run.s.quick}); {run.s.regression_dir} had no results.")  # fmt: skip
         return records, f"run_length_experiment(quick={run.s.quick}) on the shipped checkpoints"
@@ -527,7 +566,9 @@ def _regression_fallback(run: FigureRun) -> tuple[list[dict], str]:
             f"{run.s.regression_dir} has no results and interp.regression.experiments is not importable yet.")  # fmt: skip
     print(f"[figures] {note}")
     run.notes.append(note)
-    return res["records"], f"shipped checkpoints ({', '.join(classes)}), evaluate_curve with {run.s.regression_prompts} prompts"
+    return res[
+        "records"
+    ], f"shipped checkpoints ({', '.join(classes)}), evaluate_curve with {run.s.regression_prompts} prompts"
 
 
 def _slug(name: str) -> str:
@@ -560,7 +601,7 @@ def run_figures(
     run = FigureRun(settings, Path(out), cache_dir, force, progress, png, model=loaded_model)
     tasks = settings.task_names()
     if settings.model != "smollm2-135m" or loaded_model is not None:
-        run.model  # noqa: B018 - non-default models: load now so the cache keys carry their fingerprint
+        run.model
         run.model_id()
 
     def timed(name, fn, *a):
@@ -598,9 +639,22 @@ def _write_outputs(run: FigureRun, tasks: list[str]) -> dict:
         "settings": asdict(run.s),
         "tasks": tasks,
         "model": run.model_id(),
-        "seeds": {"global": run.s.seed, "task_splits": run.s.seed, "ltv": run.s.seed, "fv": run.s.seed,
-                  "random_theta_control": run.s.seed, "patching_pairs": run.s.seed},  # fmt: skip
-        "cache": {"dir": str(run.cache.root), "keys": run.cache.keys, "hits": run.cache.hits, "misses": run.cache.misses},
+        "seeds": {
+            "global": run.s.seed,
+            "task_splits": run.s.seed,
+            "ltv": run.s.seed,
+            "fv": run.s.seed,
+            "random_theta_control": run.s.seed,
+            "patching_pairs": run.s.seed,
+        },  # fmt: skip
+        "cache": {
+            "dir": str(run.cache.root),
+            "keys": run.cache.keys,
+            "hits": run.cache.hits,
+            "misses": run.cache.misses,
+            "unit_compute_s": run.cache.compute_s,
+            "total_compute_s": round(sum(run.cache.compute_s.values()), 1),
+        },
         "timings_s": run.timings,
         "threads": torch.get_num_threads(),
         "figures": run.writer.written,
@@ -630,8 +684,9 @@ def _readme(run: FigureRun, tasks: list[str], notes: list[str]) -> str:
         "Generated by `interp figures" + (" --quick" if s.quick else "") + (f" --tasks-dir {s.tasks_dir}" if s.tasks_dir else "")
         + f"` (`analyses/main.py`): model `{s.model}`, tasks {', '.join(f'`{t}`' for t in tasks)}"
         + f" ({'built-in' if not s.tasks_dir else s.tasks_dir}), {s.shots}-shot, seed {s.seed}, n_test={s.n_test} per cell; "
-        + f"{run.timings.get('total', '?')} s wall time with {torch.get_num_threads()} torch thread(s) "
-        + f"(cache: {run.cache.hits} units reused, {run.cache.misses} computed).",
+        + f"this run took {run.timings.get('total', '?')} s wall time with {torch.get_num_threads()} torch thread(s) "
+        + f"(cache: {run.cache.hits} units reused, {run.cache.misses} computed; computing every unit took "
+        + f"{round(sum(run.cache.compute_s.values()))} s when it was first computed).",
         "",
         "Every number behind these figures, with the settings and seeds, is in [results.json](results.json). "
         "Each figure is also an interactive page (`.html`, works offline with `plotly.min.js` next to it).",

@@ -43,7 +43,7 @@ from plotly.subplots import make_subplots
 from torch import Tensor
 from tqdm.auto import tqdm
 
-from analyses.common import METHOD_COLOURS, AnalysisError, head_frame, spearman, style
+from analyses.common import AnalysisError, head_frame, spearman, style
 from interp.activations import final_token_z
 from interp.engine import FrozenPrefix, final_logits
 from interp.interventions import patch_head, patch_heads
@@ -112,7 +112,12 @@ def _p_target(logits: Tensor, target: int) -> Tensor:
 
 
 def patching_scores(
-    problem, n: int = 8, split: str = "test", seed: int = 0, rows_per_call: int = 27, attribution: bool = True,
+    problem,
+    n: int = 8,
+    split: str = "test",
+    seed: int = 0,
+    rows_per_call: int = 27,
+    attribution: bool = True,
     progress: bool = True,
 ) -> dict:
     """Activation patching (and attribution patching) of every head's final-token output, clean → corrupted.
@@ -162,7 +167,9 @@ def _attribution(prefix: FrozenPrefix, z_clean: Float[Tensor, "layer head d_head
     """``∂P/∂z · (z_clean − z_corrupted)`` at the final token, per head (one forward + one backward)."""
     model = prefix.model
     n_layers = model.cfg.n_layers
-    deltas = [torch.zeros(1, 1, model.cfg.n_heads, model.cfg.d_head, requires_grad=True) for _ in range(n_layers)]
+    deltas = [
+        torch.zeros(1, 1, model.cfg.n_heads, model.cfg.d_head, requires_grad=True) for _ in range(n_layers)
+    ]
     z_corr: dict[int, Tensor] = {}
 
     def hook(z, hook):
@@ -206,7 +213,9 @@ def activation_patching_tl(problem, n: int = 2, split: str = "test", seed: int =
 
 
 @torch.no_grad()
-def patch_single_head(problem, layer: int, head: int, n: int = 8, split: str = "test", seed: int = 0) -> pd.DataFrame:
+def patch_single_head(
+    problem, layer: int, head: int, n: int = 8, split: str = "test", seed: int = 0
+) -> pd.DataFrame:
     """Patch one head's final-token output clean → corrupted on ``n`` prompt pairs; one row per prompt.
 
     Columns: ``query``, ``p_clean``, ``p_corrupted``, ``p_patched``, ``delta`` (patched − corrupted) and
@@ -222,14 +231,18 @@ def patch_single_head(problem, layer: int, head: int, n: int = 8, split: str = "
         p_clean = _p_target(final_logits(model, pair.clean), pair.target).item()
         prefix = FrozenPrefix.from_batch(model, pair.corrupted)
         p_corr = _p_target(prefix.run(), pair.target).item()
-        p_patch = _p_target(prefix.run(patch_head(model, layer, head, z_clean[layer, head])), pair.target).item()
+        p_patch = _p_target(
+            prefix.run(patch_head(model, layer, head, z_clean[layer, head])), pair.target
+        ).item()
         gap = p_clean - p_corr
         rows.append({"query": pair.query, "p_clean": p_clean, "p_corrupted": p_corr, "p_patched": p_patch,
                      "delta": p_patch - p_corr, "recovered": (p_patch - p_corr) / gap if abs(gap) > 1e-9 else np.nan})  # fmt: skip
     return pd.DataFrame(rows)
 
 
-def head_score_frame(ltv=None, fv=None, act_patch=None, attr_patch=None, task: str | None = None, **_) -> pd.DataFrame:
+def head_score_frame(
+    ltv=None, fv=None, act_patch=None, attr_patch=None, task: str | None = None, **_
+) -> pd.DataFrame:
     """One row per head with every score given: ``ltv_score``, ``fv_cie``, ``act_patch``, ``attr_patch``.
 
     ``ltv`` / ``fv`` may be fitted vectors or ``[L, H]`` arrays; extra keyword arguments (e.g. the rest of
@@ -261,7 +274,9 @@ def compare_head_scores(df: pd.DataFrame, top_k: int = 10, title: str | None = N
     """
     cols = [c for c in SCORE_COLUMNS if c in df.columns]
     if len(cols) < 2:
-        raise AnalysisError(f"need at least two score columns of {list(SCORE_COLUMNS)}, got {list(df.columns)}")
+        raise AnalysisError(
+            f"need at least two score columns of {list(SCORE_COLUMNS)}, got {list(df.columns)}"
+        )
     if top_k < 1:
         raise AnalysisError(f"top_k must be >= 1, got {top_k}")
     k = min(top_k, len(df))
@@ -279,7 +294,12 @@ def compare_head_scores(df: pd.DataFrame, top_k: int = 10, title: str | None = N
     n_rows = -(-len(pairs) // n_cols)
     fig = make_subplots(rows=n_rows, cols=n_cols, horizontal_spacing=0.09, vertical_spacing=0.2,
                         subplot_titles=[f"ρ = {r['spearman']:+.2f}, top-{k} overlap {r['top_k_overlap']}/{k}" for r in records])  # fmt: skip
-    groups = {"in both top-k": "#d62728", "top-k of x only": "#1f77b4", "top-k of y only": "#2ca02c", "neither": "#c7c7c7"}
+    groups = {
+        "in both top-k": "#d62728",
+        "top-k of x only": "#1f77b4",
+        "top-k of y only": "#2ca02c",
+        "neither": "#c7c7c7",
+    }
     for i, (a, b) in enumerate(pairs):
         row, col = i // n_cols + 1, i % n_cols + 1
         ta, tb = _top(df[a], k), _top(df[b], k)
@@ -299,7 +319,9 @@ def compare_head_scores(df: pd.DataFrame, top_k: int = 10, title: str | None = N
         fig.update_yaxes(title_text=SCORE_COLUMNS[b], row=row, col=col, zeroline=True)
     style(fig, title or "Per-head scores compared (one dot per head)", height=380 * n_rows + 120, width=1300)
     fig.update_layout(legend=dict(orientation="h", y=-0.12 if n_rows > 1 else -0.25, x=0))
-    tops = {c: list(df.loc[list(df[c].sort_values(ascending=False).head(k).index), "head_label"]) for c in cols}
+    tops = {
+        c: list(df.loc[list(df[c].sort_values(ascending=False).head(k).index), "head_label"]) for c in cols
+    }
     return fig, {"spearman": rho, "overlap": overlap, "pairs": records, "top_heads": tops, "k": k}
 
 
@@ -350,5 +372,7 @@ def reading(stats: dict) -> str:
             lines.append(f"In every score's top {k}: {', '.join(order)}.")
         else:
             lines.append(f"No head is in every score's top {k}.")
-    lines.append("(ρ runs over all heads, most of which have near-zero effects; the top-k overlap reads the important few.)")
+    lines.append(
+        "(ρ runs over all heads, most of which have near-zero effects; the top-k overlap reads the important few.)"
+    )
     return " ".join(lines)

@@ -54,7 +54,9 @@ def load_regression_results(root: str | Path = "results/regression") -> list[dic
         try:
             record = json.loads(path.read_text())
         except json.JSONDecodeError as err:
-            raise AnalysisError(f"{path} is not valid JSON ({err}); rerun the experiment that wrote it") from None
+            raise AnalysisError(
+                f"{path} is not valid JSON ({err}); rerun the experiment that wrote it"
+            ) from None
         _curves(record, str(path))  # validates
         record.setdefault("source", str(path))
         records.append(record)
@@ -80,7 +82,11 @@ def _curves(record: dict, where: str = "record") -> dict[str, dict]:
         if not isinstance(c, dict) or "mean" not in c:
             raise AnalysisError(f"{where}: curve {name!r} needs a 'mean' list")
         low, high = c.get("low", c.get("lo")), c.get("high", c.get("hi"))
-        if len(c["mean"]) != n or (low is not None and len(low) != n) or (high is not None and len(high) != n):
+        if (
+            len(c["mean"]) != n
+            or (low is not None and len(low) != n)
+            or (high is not None and len(high) != n)
+        ):
             raise AnalysisError(f"{where}: curve {name!r} has {len(c['mean'])} points but 'k' has {n}")
         out[name] = {"mean": c["mean"], "low": low or c["mean"], "high": high or c["mean"]}
     return out
@@ -98,7 +104,9 @@ def curves_frame(records: Iterable[dict]) -> pd.DataFrame:
                     "curve": name, "k": int(k), "mean": _num(c["mean"][j]), "low": _num(c["low"][j]),
                     "high": _num(c["high"][j]), "trained_length": rec.get("trained_length"),
                 })  # fmt: skip
-    return pd.DataFrame(rows, columns=["function_class", "shift", "curve", "k", "mean", "low", "high", "trained_length"])
+    return pd.DataFrame(
+        rows, columns=["function_class", "shift", "curve", "k", "mean", "low", "high", "trained_length"]
+    )
 
 
 def _num(v) -> float:
@@ -106,7 +114,11 @@ def _num(v) -> float:
 
 
 def plot_regression_curves(
-    records_or_df, curves: Sequence[str] | None = None, log_y: bool = True, title: str | None = None, cols: int = 3
+    records_or_df,
+    curves: Sequence[str] | None = None,
+    log_y: bool = True,
+    title: str | None = None,
+    cols: int = 3,
 ):
     """One panel per (function class, shift): error vs k, 95% bands, trained length marked; ``(fig, df)``.
 
@@ -155,7 +167,9 @@ def plot_regression_curves(
                          exponentformat="power", row=r, col=c)  # fmt: skip
         if floor:
             top = float(d["high"].max())
-            fig.update_yaxes(range=[math.log10(floor) - 0.05, math.log10(max(top, 2 * floor)) + 0.15], row=r, col=c)
+            fig.update_yaxes(
+                range=[math.log10(floor) - 0.05, math.log10(max(top, 2 * floor)) + 0.15], row=r, col=c
+            )
     style(fig, title or "In-context regression: error vs number of examples (95% bands)",
           height=430 * rows + 110, width=max(700, 480 * cols))  # fmt: skip
     fig.update_layout(legend=dict(orientation="h", y=-0.12 if rows > 1 else -0.22, x=0))
@@ -184,7 +198,12 @@ def shipped_checkpoint_curves(
 ) -> list[dict]:
     """Error curves of the shipped checkpoints (model + classical baselines, no task vector), for when the
     length experiment's results do not exist yet. Classes without a shipped checkpoint are skipped."""
-    from interp.regression import FUNCTION_CLASSES, evaluate_curve, load_regression_model, shipped_checkpoint_dir
+    from interp.regression import (
+        FUNCTION_CLASSES,
+        evaluate_curve,
+        load_regression_model,
+        shipped_checkpoint_dir,
+    )
 
     records = []
     for fc in classes or sorted(FUNCTION_CLASSES):

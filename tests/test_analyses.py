@@ -29,7 +29,15 @@ def fitted(tiny_gpt2):
     fv = fit_fv(problem, FVConfig(top_k=3, n_mean=6, n_cie=3, n_valid=4), progress=False)
     tv = fit_tv(problem, TVConfig(n_source=4, n_valid=4), progress=False)
     multi = fit_ltv([problem, other], ltv_cfg, progress=False)
-    return {"problem": problem, "other": other, "ltv": ltv, "fv": fv, "tv": tv, "multi": multi, "ltv_cfg": ltv_cfg}
+    return {
+        "problem": problem,
+        "other": other,
+        "ltv": ltv,
+        "fv": fv,
+        "tv": tv,
+        "multi": multi,
+        "ltv_cfg": ltv_cfg,
+    }
 
 
 def _axis_titles(fig) -> list[str]:
@@ -42,12 +50,20 @@ def _fake_regression(tmp: Path) -> Path:
     root = tmp / "regression"
     root.mkdir(parents=True, exist_ok=True)
     k = list(range(1, 9))
-    curve = lambda scale: {"mean": [scale / i for i in k], "low": [0.8 * scale / i for i in k], "high": [1.2 * scale / i for i in k]}  # noqa: E731
+    curve = lambda scale: {
+        "mean": [scale / i for i in k],
+        "low": [0.8 * scale / i for i in k],
+        "high": [1.2 * scale / i for i in k],
+    }
     rec = {"function_class": "linear", "shift": None, "trained_length": 4, "n_dims": 2, "k": k,
            "curves": {"model": curve(1.0), "model+LTV": curve(0.5), "model+FV": curve(0.9),
                       "model+random-θ": curve(1.1), "least_squares": curve(0.1)}}  # fmt: skip
     (root / "linear.json").write_text(json.dumps(rec))
-    skewed = dict(rec, shift="skewed", curves={"model": {"mean": curve(2)["mean"], "lo": curve(2)["low"], "hi": curve(2)["high"]}})
+    skewed = dict(
+        rec,
+        shift="skewed",
+        curves={"model": {"mean": curve(2)["mean"], "lo": curve(2)["low"], "hi": curve(2)["high"]}},
+    )
     (root / "linear_skewed.json").write_text(json.dumps(skewed))
     return root
 
@@ -68,7 +84,7 @@ def test_result_cache_counts_and_force(tmp_path):
     calls = []
     cache = ResultCache(tmp_path)
     key = {"stage": "x", "n": 1}
-    compute = lambda folder: calls.append(folder) or {"value": np.float64(1.5), "t": torch.tensor([1, 2])}  # noqa: E731
+    compute = lambda folder: calls.append(folder) or {"value": np.float64(1.5), "t": torch.tensor([1, 2])}
     assert cache.get_or_compute(key, compute) == {"value": 1.5, "t": [1, 2]}
     assert cache.get_or_compute(key, compute) == {"value": 1.5, "t": [1, 2]}
     assert (cache.misses, cache.hits, len(calls)) == (1, 1, 1) and cache.path(key).exists()
@@ -86,7 +102,9 @@ def test_head_weights_figure_and_data(fitted):
     n_layers, n_heads = ltv.theta.shape
     fig, df = plot_head_weights(ltv, fv, top_k=3)
     assert isinstance(fig, go.Figure) and len(df) == n_layers * n_heads
-    assert {"layer", "head", "head_label", "theta", "ltv_score", "fv_cie", "ltv_rank", "cie_rank"} <= set(df.columns)
+    assert {"layer", "head", "head_label", "theta", "ltv_score", "fv_cie", "ltv_rank", "cie_rank"} <= set(
+        df.columns
+    )
     assert np.allclose(df.theta.to_numpy().reshape(n_layers, n_heads), ltv.theta.numpy())
     assert np.allclose(df.fv_cie.to_numpy().reshape(n_layers, n_heads), fv.cie.numpy(), atol=1e-9)
     titles = _axis_titles(fig)
@@ -94,7 +112,9 @@ def test_head_weights_figure_and_data(fitted):
     ca = fig.layout.coloraxis
     assert ca.cmid == 0 and ca.cmin == -ca.cmax  # diverging, centred at zero
     table = [t for t in fig.data if isinstance(t, go.Table)][0]
-    assert len(table.cells.values[1]) == 3 and all(v.startswith("L") and "H" in v for v in table.cells.values[1])
+    assert len(table.cells.values[1]) == 3 and all(
+        v.startswith("L") and "H" in v for v in table.cells.values[1]
+    )
     # the cached path: plotting from the tidy frame gives the same figure data
     fig2, df2 = plot_head_weights(df, top_k=3)
     assert df2.equals(df) and len(fig2.data) == len(fig.data)
@@ -149,7 +169,10 @@ def test_patch_single_head_matches_scores(fitted):
 
     scores = patching_scores(fitted["problem"], n=3, attribution=False, progress=False)
     df = patch_single_head(fitted["problem"], 1, 2, n=3)
-    assert list(df.columns) == ["query", "p_clean", "p_corrupted", "p_patched", "delta", "recovered"] and len(df) == 3
+    assert (
+        list(df.columns) == ["query", "p_clean", "p_corrupted", "p_patched", "delta", "recovered"]
+        and len(df) == 3
+    )
     assert df.delta.mean() == pytest.approx(float(scores["act_patch"][1, 2]), rel=1e-4, abs=1e-12)
     with pytest.raises(AnalysisError, match="does not exist"):
         patch_single_head(fitted["problem"], 9, 0)
@@ -161,11 +184,17 @@ def test_compare_head_scores(fitted):
     n_layers, n_heads = fitted["ltv"].theta.shape
     rng = np.random.default_rng(0)
     act = rng.normal(size=(n_layers, n_heads))
-    df = head_score_frame(ltv=fitted["ltv"], fv=fitted["fv"], act_patch=act, attr_patch=act + 0.01 * rng.normal(size=act.shape))
-    assert len(df) == n_layers * n_heads and {"ltv_score", "fv_cie", "act_patch", "attr_patch"} <= set(df.columns)
+    df = head_score_frame(
+        ltv=fitted["ltv"], fv=fitted["fv"], act_patch=act, attr_patch=act + 0.01 * rng.normal(size=act.shape)
+    )
+    assert len(df) == n_layers * n_heads and {"ltv_score", "fv_cie", "act_patch", "attr_patch"} <= set(
+        df.columns
+    )
     fig, stats = compare_head_scores(df, top_k=3)
     rho = stats["spearman"]
-    assert rho.shape == (4, 4) and np.allclose(rho.values, rho.values.T) and np.allclose(np.diag(rho.values), 1)
+    assert (
+        rho.shape == (4, 4) and np.allclose(rho.values, rho.values.T) and np.allclose(np.diag(rho.values), 1)
+    )
     assert rho.loc["act_patch", "attr_patch"] > 0.9 and stats["overlap"].loc["act_patch", "act_patch"] == 3
     assert len(stats["pairs"]) == 6 and all(r["k"] == 3 for r in stats["pairs"])
     titles = _axis_titles(fig)
@@ -186,7 +215,11 @@ def test_layer_sweep(fitted):
     sweep = df[df.kind == "sweep"]
     assert len(sweep) == (2 * n_layers + 1) * 2  # FV + TV at every layer, one single-layer LTV; two settings
     assert set(df[df.kind == "reference"].method) == {"LTV (all layers)", "ICL (clean)", "none"}
-    assert (df.ci_low <= df.accuracy + 1e-9).all() and (df.accuracy <= df.ci_high + 1e-9).all() and (df.n == 6).all()
+    assert (
+        (df.ci_low <= df.accuracy + 1e-9).all()
+        and (df.accuracy <= df.ci_high + 1e-9).all()
+        and (df.n == 6).all()
+    )
     fig, same = plot_layer_sweep(df)
     assert same is df and "injection layer" in _axis_titles(fig)
     assert any("test accuracy" in (t or "") for t in _axis_titles(fig))
@@ -203,11 +236,22 @@ def test_regression_curves_from_json(tmp_path):
     records = load_regression_results(_fake_regression(tmp_path))
     assert len(records) == 2
     fig, df = plot_regression_curves(records)
-    assert list(df.columns) == ["function_class", "shift", "curve", "k", "mean", "low", "high", "trained_length"]
+    assert list(df.columns) == [
+        "function_class",
+        "shift",
+        "curve",
+        "k",
+        "mean",
+        "low",
+        "high",
+        "trained_length",
+    ]
     assert len(df) == 8 * 5 + 8 and set(df["shift"]) == {"none", "skewed"}
     assert "in-context examples k" in _axis_titles(fig) and "normalised squared error" in _axis_titles(fig)
     assert load_regression_results(tmp_path / "absent") == []
-    (tmp_path / "regression" / "bad.json").write_text(json.dumps({"k": [1, 2], "curves": {"model": {"mean": [1]}}}))
+    (tmp_path / "regression" / "bad.json").write_text(
+        json.dumps({"k": [1, 2], "curves": {"model": {"mean": [1]}}})
+    )
     with pytest.raises(AnalysisError, match="has 1 points"):
         load_regression_results(tmp_path / "regression")
 
@@ -223,10 +267,22 @@ def test_comparison_table():
               for t in ("a", "b") for s in ("zero-shot", "shuffled") for r in ("none", "FV", "LTV")]  # fmt: skip
     report = {"cells": cells}
     df = comparison_frame(report)
-    assert len(df) == 2 * 2 + 12 and {"task", "setting", "method", "accuracy", "ci_low", "ci_high", "n"} <= set(df.columns)
+    assert len(df) == 2 * 2 + 12 and {
+        "task",
+        "setting",
+        "method",
+        "accuracy",
+        "ci_low",
+        "ci_high",
+        "n",
+    } <= set(df.columns)
     fig, _ = plot_comparison_table(report)
     heat = [t for t in fig.data if isinstance(t, go.Heatmap)]
-    assert len(heat) == 2 and list(heat[0].x) == ["a", "b", "mean"] and list(heat[0].y) == ["none", "ICL (clean)", "FV", "LTV"]
+    assert (
+        len(heat) == 2
+        and list(heat[0].x) == ["a", "b", "mean"]
+        and list(heat[0].y) == ["none", "ICL (clean)", "FV", "LTV"]
+    )
     assert "method" in _axis_titles(fig)
     assert "| method |" in comparison_markdown(report)
     with pytest.raises(AnalysisError, match="no cells"):
@@ -236,10 +292,16 @@ def test_comparison_table():
 # ----------------------------------------------------------------------------------------------- 6. geometry
 def test_geometry(fitted):
     from analyses.geometry import (
-        center_across_tasks, method_vectors, nearest_centroid_accuracy, plot_cosine_similarity, plot_pca,
+        center_across_tasks,
+        method_vectors,
+        nearest_centroid_accuracy,
+        plot_cosine_similarity,
+        plot_pca,
     )  # fmt: skip
 
-    vecs = method_vectors(ltv=fitted["ltv"], fv=fitted["fv"], tv=fitted["tv"], multi=fitted["multi"], task="antonym")
+    vecs = method_vectors(
+        ltv=fitted["ltv"], fv=fitted["fv"], tv=fitted["tv"], multi=fitted["multi"], task="antonym"
+    )
     assert set(vecs) == {"LTV", "LTV (multi-task)", "FV", "TV"}
     keyed = {(m, "antonym"): v for m, v in vecs.items()} | {("TV", "other"): vecs["TV"] * 2}
     fig, df = plot_cosine_similarity(center_across_tasks(keyed))
@@ -284,7 +346,9 @@ def test_main_quick_writes_everything_and_caches(tmp_path, tiny_gpt2):
     assert (out / "plotly.min.js").exists() and (out / "comparison_table.md").exists()
     results = json.loads((out / "results.json").read_text())
     assert results["settings"]["quick"] is True and results["settings"]["seed"] == 0 and "seeds" in results
-    assert {"head_weights", "patching", "layer_sweep", "geometry", "comparison", "regression"} <= set(results["data"])
+    assert {"head_weights", "patching", "layer_sweep", "geometry", "comparison", "regression"} <= set(
+        results["data"]
+    )
     readme = (out / "README.md").read_text()
     assert all(f"({name}.html)" in readme for name in names)
     assert first["cache"]["misses"] == 5 and first["cache"]["hits"] == 0
@@ -330,7 +394,12 @@ def test_settings_errors():
         FigureSettings.for_run(nope=1)
     quick = FigureSettings.for_run(quick=True)
     assert quick.n_tasks == 2 and quick.quick and FigureSettings.for_run().n_tasks == 4
-    assert FigureSettings.for_run().task_names() == ["antonym", "country_capital", "present_past", "capitalize"]
+    assert FigureSettings.for_run().task_names() == [
+        "antonym",
+        "country_capital",
+        "present_past",
+        "capitalize",
+    ]
 
 
 def test_evaluate_from_layer_equals_full_evaluation(fitted):

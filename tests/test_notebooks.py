@@ -23,7 +23,9 @@ def _execute(path: Path, env: dict[str, str], timeout: int = 300) -> nbformat.No
     old = {k: os.environ.get(k) for k in env}
     os.environ.update(env)  # the kernel inherits this process's environment
     try:
-        NotebookClient(book, timeout=timeout, kernel_name="python3", resources={"metadata": {"path": str(NOTEBOOKS)}}).execute()
+        NotebookClient(
+            book, timeout=timeout, kernel_name="python3", resources={"metadata": {"path": str(NOTEBOOKS)}}
+        ).execute()
     finally:
         for k, v in old.items():
             if v is None:
@@ -45,7 +47,9 @@ def test_notebooks_exist_and_have_no_stale_outputs():
 
 @pytest.mark.parametrize("name", ["01_quickstart.ipynb", "02_patching.ipynb"])
 def test_text_notebooks_run_on_tiny_model(name):
-    book = _execute(NOTEBOOKS / name, {"INTERP_NOTEBOOK_MODEL": "tiny-gpt2", "INTERP_NUM_THREADS": "1"}, timeout=120)
+    book = _execute(
+        NOTEBOOKS / name, {"INTERP_NOTEBOOK_MODEL": "tiny-gpt2", "INTERP_NUM_THREADS": "1"}, timeout=120
+    )
     assert any(c.get("outputs") for c in book.cells if c.cell_type == "code")
 
 
@@ -55,5 +59,11 @@ def test_text_notebooks_run_on_tiny_model(name):
 def test_notebook_runs_on_default_model(path):
     """Top to bottom on SmolLM2 (and the shipped regression checkpoint), as a reader would run it."""
     book = _execute(path, {"INTERP_NOTEBOOK_MODEL": "smollm2-135m", "INTERP_NUM_THREADS": "1"}, timeout=300)
-    errors = [o for c in book.cells if c.cell_type == "code" for o in c.get("outputs", []) if o.get("output_type") == "error"]
+    errors = [
+        o
+        for c in book.cells
+        if c.cell_type == "code"
+        for o in c.get("outputs", [])
+        if o.get("output_type") == "error"
+    ]
     assert not errors
