@@ -30,10 +30,34 @@ _SETTINGS = ("zero-shot", "shuffled")
 
 
 def load_comparison(path: str | Path = "results/text_comparison.json") -> dict | None:
-    """The comparison report at ``path``, or None if it does not exist (yet)."""
+    """The comparison report at ``path``, or None if it does not exist (yet).
+
+    When ``path`` is missing but parts written by separate runs exist beside it (``<stem>_*.json``, e.g.
+    ``text_comparison_a.json`` and ``text_comparison_b.json`` from two processes over disjoint task lists),
+    their cells are concatenated into one report (``"parts"`` lists the files; each part's multi-task LTV
+    was trained on that part's tasks only).
+    """
     path = Path(path)
-    if not path.exists():
+    if path.exists():
+        return _read_report(path)
+    parts = sorted(path.parent.glob(f"{path.stem}_*.json")) if path.parent.is_dir() else []
+    if not parts:
         return None
+    reports = [_read_report(p) for p in parts]
+    seen: set[tuple] = set()
+    cells = []
+    for rep in reports:
+        for c in rep["cells"]:
+            key = (c.get("task"), c.get("setting"), c.get("row"))
+            if key not in seen:  # a task run by two parts keeps its first cells
+                seen.add(key)
+                cells.append(c)
+    config = dict(reports[0].get("config", {}))
+    config["tasks"] = list(dict.fromkeys(c["task"] for c in cells))
+    return {"cells": cells, "config": config, "parts": [str(p) for p in parts]}
+
+
+def _read_report(path: Path) -> dict:
     try:
         report = json.loads(path.read_text())
     except json.JSONDecodeError as err:

@@ -477,8 +477,12 @@ def stage_comparison(run: FigureRun, vec_results: dict, multi: dict | None) -> d
     report = load_comparison(run.s.comparison_path)
     if report is not None:
         cfg = report.get("config", {})
-        source = (f"`{run.s.comparison_path}` ({cfg.get('model', '?')}, {len(set(c['task'] for c in report['cells']))} tasks, "
+        files = ", ".join(f"`{p}`" for p in report.get("parts", [])) or f"`{run.s.comparison_path}`"
+        source = (f"{files} ({cfg.get('model', '?')}, {len(set(c['task'] for c in report['cells']))} tasks, "
                   f"{cfg.get('shots', '?')}-shot, n_test={cfg.get('n_test', '?')})")  # fmt: skip
+        if report.get("parts"):
+            run.notes.append(f"Comparison table merged from {len(report['parts'])} partial reports ({files}); each "
+                             "part's multi-task LTV was trained on that part's tasks.")  # fmt: skip
     else:
         cells = [c for r in vec_results.values() for c in r["cells"]] + (multi["cells"] if multi else [])
         report = {"cells": cells, "config": {"model": run.s.model, **_vector_settings(run)}}

@@ -412,3 +412,29 @@ def test_evaluate_from_layer_equals_full_evaluation(fitted):
             fast = evaluate_from_layer(v, layer, p, "shuffled", 6, cache)
             full = v.evaluate(p, "shuffled", n=6)
             assert fast.correct == full.correct and np.allclose(fast.prob, full.prob, rtol=1e-4, atol=1e-9)
+
+
+def test_comparison_loader_merges_parts(tmp_path):
+    from analyses.comparison_table import load_comparison
+
+    cell = lambda t: {
+        "task": t,
+        "setting": "zero-shot",
+        "row": "LTV",
+        "accuracy": 0.5,
+        "ci_low": 0.3,
+        "ci_high": 0.7,
+        "n": 9,
+    }  # noqa: E731
+    assert load_comparison(tmp_path / "text_comparison.json") is None
+    (tmp_path / "text_comparison_a.json").write_text(
+        json.dumps({"cells": [cell("x")], "config": {"model": "m"}})
+    )
+    (tmp_path / "text_comparison_b.json").write_text(json.dumps({"cells": [cell("y"), cell("x")]}))
+    merged = load_comparison(tmp_path / "text_comparison.json")
+    assert [c["task"] for c in merged["cells"]] == ["x", "y"] and len(merged["parts"]) == 2
+    (tmp_path / "text_comparison.json").write_text(json.dumps({"cells": [cell("z")]}))
+    assert [c["task"] for c in load_comparison(tmp_path / "text_comparison.json")["cells"]] == ["z"]
+    (tmp_path / "text_comparison.json").write_text("{oops")
+    with pytest.raises(AnalysisError, match="not valid JSON"):
+        load_comparison(tmp_path / "text_comparison.json")
