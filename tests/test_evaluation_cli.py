@@ -46,7 +46,7 @@ def test_cli_eval_json(capsys):
         (["eval", "--model", "nope", "--task", "antonym"], "Unknown model 'nope'"),
         (["eval", "--model", "tiny-gpt2", "--task", "nope"], "unknown task 'nope'"),
         (["eval", "--model", "tiny-gpt2", "--task", "antonym", "--tasks-dir", "/no/such/dir"], "does not exist"),
-        (["eval", "--model", "tiny-gpt2", "--task", "antonym", "--shots", "999"], "too few for 999-shot"),
+        (["eval", "--model", "tiny-gpt2", "--task", "builtin:antonym", "--shots", "999"], "too few for 999-shot"),
     ],
 )
 def test_cli_errors(capsys, argv, message):
