@@ -100,7 +100,8 @@ def plot_comparison_table(report_or_df, title: str | None = None):
     methods = [m for m in ROW_ORDER if m in set(df.method)] + sorted(set(df.method) - set(ROW_ORDER))
     settings = [s for s in _SETTINGS if s in set(df.setting)] or list(dict.fromkeys(df.setting))
     columns = tasks + ["mean"]
-    fig = make_subplots(rows=len(settings), cols=1, vertical_spacing=0.1,
+    tilted = len(tasks) > 6 or max(len(t) for t in tasks) > 16
+    fig = make_subplots(rows=len(settings), cols=1, vertical_spacing=0.2 if tilted else 0.1,
                         subplot_titles=[f"{s} prompts (test accuracy, 95% Wilson CI)" for s in settings])  # fmt: skip
     for i, setting in enumerate(settings, start=1):
         d = df[df.setting == setting]
@@ -128,13 +129,13 @@ def plot_comparison_table(report_or_df, title: str | None = None):
             hovertemplate="%{y} on %{x}: %{z:.3f}<extra>" + setting + "</extra>",
         ), row=i, col=1)  # fmt: skip
         fig.update_yaxes(autorange="reversed", title_text="method", row=i, col=1)
-        fig.update_xaxes(tickangle=-25 if len(tasks) > 6 else 0, row=i, col=1)
+        fig.update_xaxes(tickangle=-25 if tilted else 0, row=i, col=1)
     n = int(df.n.max())
     fig.update_layout(
         coloraxis=dict(colorscale="Blues", cmin=0, cmax=1, colorbar=dict(title="accuracy", len=0.6))
     )
     style(fig, title or f"Text comparison: every method on every task (n ≤ {n} test queries per cell)",
-          height=330 * len(settings) + 150, width=max(900, 140 + 118 * len(columns)))  # fmt: skip
+          height=(400 if tilted else 330) * len(settings) + 150, width=max(900, 140 + 118 * len(columns)))  # fmt: skip
     return fig, df
 
 

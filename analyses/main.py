@@ -504,10 +504,7 @@ def stage_comparison(run: FigureRun, vec_results: dict, multi: dict | None) -> d
 
 def stage_regression(run: FigureRun) -> dict | None:
     """Stage 7: regression error curves (experiment JSONs, else the experiment API, else shipped checkpoints)."""
-    from analyses.regression_curves import (
-        load_regression_results,
-        plot_regression_curves,
-    )
+    from analyses.regression_curves import curves_frame, load_regression_results, plot_regression_curves
 
     bar = run.bar(range(1), "[7/7] regression curves")
     records = load_regression_results(run.s.regression_dir)
@@ -524,15 +521,23 @@ def stage_regression(run: FigureRun) -> dict | None:
         print(f"[figures] {note}")
         run.notes.append(note)
         return None
-    fig, df = plot_regression_curves(records)
+    df = curves_frame(records)
     has_vectors = any(c.startswith("model+") for c in df.curve.unique())
-    second = ("Curves: the model alone, with an LTV / FV / random-θ control, and classical estimators."
-              if has_vectors else
-              "Model and classical estimators only: the length experiment's results (with task vectors) were not "
-              "available when this figure was made.")  # fmt: skip
-    run.save(fig, "regression_curves",
-             f"In-context regression: normalised squared error vs number of in-context examples per function class "
-             f"(and shift), dashed line = trained prompt length; source: {source}.  \n{second}")  # fmt: skip
+    second = (
+        "Curves: the model alone, with an LTV / FV / random-θ control, the reused-position control and least squares."
+        if has_vectors
+        else "Model and classical estimators only: the length experiment's results (with task vectors) were not "
+        "available when this figure was made."
+    )  # fmt: skip
+    classes = list(dict.fromkeys(df.function_class))
+    for fc in classes:
+        sub = df[df.function_class == fc]
+        n_panels = sub["shift"].nunique()
+        fig, _ = plot_regression_curves(sub, cols=2 if n_panels == 4 else 3,
+                                        title=f"In-context regression, {fc}: error vs number of examples (95% bands)")  # fmt: skip
+        run.save(fig, f"regression_curves_{_slug(fc)}",
+                 f"*{fc}*: normalised squared error vs number of in-context examples, per covariate shift (panels); "
+                 f"dashed line = trained prompt length; source: {source}.  \n{second}")  # fmt: skip
     return {"source": source, "curves": df.to_dict("records")}
 
 
@@ -625,6 +630,10 @@ def run_figures(
     run.results["layer_sweep"] = timed("sweep", stage_sweep, run, tasks[0], vec[tasks[0]])
     run.results["geometry"] = timed("geometry", stage_geometry, run, tasks, vec, multi)
     run.results["comparison"] = timed("comparison", stage_comparison, run, vec, multi)
+    # this run's own test cells (behind the head-weight captions), also when the table comes from elsewhere
+    run.results["cells_this_run"] = [c for t in tasks for c in vec[t]["cells"]] + (
+        multi["cells"] if multi else []
+    )
     run.results["regression"] = timed("regression", stage_regression, run)
     t0 = time.perf_counter()
     run.writer.flush()

@@ -132,8 +132,8 @@ def plot_regression_curves(
     panels = list(dict.fromkeys(zip(df.function_class, df["shift"])))
     cols = min(cols, len(panels))
     rows = math.ceil(len(panels) / cols)
-    fig = make_subplots(rows=rows, cols=cols, horizontal_spacing=0.07, vertical_spacing=0.16 if rows > 1 else 0.1,
-                        subplot_titles=[f"{fc}" + (f" — shift: {sh}" if sh != "none" else "") for fc, sh in panels])  # fmt: skip
+    fig = make_subplots(rows=rows, cols=cols, horizontal_spacing=0.07, vertical_spacing=min(0.16, 0.45 / rows),
+                        subplot_titles=[f"{fc} — " + (f"shift: {sh}" if sh != "none" else "no shift") for fc, sh in panels])  # fmt: skip
     names = list(dict.fromkeys([c for c in _CURVE_STYLE if c in set(df.curve)] + list(df.curve)))
     colours = {n: _CURVE_STYLE[n] if n in _CURVE_STYLE else (_OTHER_COLOURS[i % len(_OTHER_COLOURS)], "dot", 1.4)
                for i, n in enumerate(names)}  # fmt: skip
@@ -166,7 +166,10 @@ def plot_regression_curves(
         fig.update_yaxes(title_text="normalised squared error" if c == 1 else None, type="log" if log_y else "linear",
                          exponentformat="power", row=r, col=c)  # fmt: skip
         if floor:
-            top = float(d["high"].max())
+            model_high = d[d.curve.str.startswith("model")]["high"]
+            # the top follows the model curves: least squares explodes near k = d (ill-conditioned) and would
+            # squash them; anything higher runs off the top of the panel
+            top = float(model_high.max()) * 1.5 if len(model_high) else float(d["high"].max())
             fig.update_yaxes(
                 range=[math.log10(floor) - 0.05, math.log10(max(top, 2 * floor)) + 0.15], row=r, col=c
             )

@@ -338,7 +338,7 @@ def test_main_quick_writes_everything_and_caches(tmp_path, tiny_gpt2):
     names = {f["name"] for f in first["figures"]}
     assert names == {"head_weights_antonym", "head_weights_country_capital", "head_weights_multitask",
                      "patching_comparison", "layer_sweep", "vector_cosine", "vector_pca", "comparison_table",
-                     "regression_curves"}  # fmt: skip
+                     "regression_curves_linear"}  # fmt: skip
     for name in names:
         assert (out / f"{name}.html").stat().st_size > 1000
         assert "plotly.min.js" in (out / f"{name}.html").read_text()[:5000]  # shared, not inlined
@@ -346,9 +346,15 @@ def test_main_quick_writes_everything_and_caches(tmp_path, tiny_gpt2):
     assert (out / "plotly.min.js").exists() and (out / "comparison_table.md").exists()
     results = json.loads((out / "results.json").read_text())
     assert results["settings"]["quick"] is True and results["settings"]["seed"] == 0 and "seeds" in results
-    assert {"head_weights", "patching", "layer_sweep", "geometry", "comparison", "regression"} <= set(
-        results["data"]
-    )
+    assert {
+        "head_weights",
+        "patching",
+        "layer_sweep",
+        "geometry",
+        "comparison",
+        "regression",
+        "cells_this_run",
+    } <= set(results["data"])
     readme = (out / "README.md").read_text()
     assert all(f"({name}.html)" in readme for name in names)
     assert first["cache"]["misses"] == 5 and first["cache"]["hits"] == 0
