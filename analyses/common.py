@@ -197,7 +197,8 @@ class FigureWriter:
         if not name or "/" in name:
             raise AnalysisError(f"figure name must be a plain file stem, got {name!r}")
         html = self.out / f"{name}.html"
-        fig.write_html(html, include_plotlyjs="directory", full_html=True)
+        # a fixed div id keeps the file byte-identical when the figure is (re)drawn from the same data
+        fig.write_html(html, include_plotlyjs="directory", full_html=True, div_id=f"figure-{name}")
         width = width or int(fig.layout.width or 1000)
         height = height or int(fig.layout.height or 550)
         entry = {"name": name, "html": html.name, "png": None, "caption": caption, "title": _title_of(fig)}

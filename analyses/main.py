@@ -673,10 +673,27 @@ def _write_outputs(run: FigureRun, tasks: list[str]) -> dict:
         "figures": run.writer.written,
         "notes": notes,
     }
+    _remove_stale_figures(run)
     payload = _round_floats(to_jsonable({**meta, "data": run.results}))
     (run.out / "results.json").write_text(json.dumps(payload, indent=1, allow_nan=True))
     (run.out / "README.md").write_text(_readme(run, tasks, notes))
     return {**meta, "out": str(run.out)}
+
+
+def _remove_stale_figures(run: FigureRun) -> None:
+    """Delete the files of figures a previous run in this folder wrote (per its results.json) and this one did not."""
+    previous = run.out / "results.json"
+    try:
+        old = (
+            {f["name"] for f in json.loads(previous.read_text()).get("figures", [])}
+            if previous.exists()
+            else set()
+        )
+    except (json.JSONDecodeError, AttributeError, TypeError, KeyError):
+        return
+    for name in old - {f["name"] for f in run.writer.written}:
+        for suffix in (".html", ".png"):
+            (run.out / f"{name}{suffix}").unlink(missing_ok=True)
 
 
 def _round_floats(obj, digits: int = 6):

@@ -444,3 +444,22 @@ def test_comparison_loader_merges_parts(tmp_path):
     (tmp_path / "text_comparison.json").write_text("{oops")
     with pytest.raises(AnalysisError, match="not valid JSON"):
         load_comparison(tmp_path / "text_comparison.json")
+
+
+def test_stale_figures_are_removed(tmp_path, tiny_gpt2):
+    from analyses.main import run_figures
+
+    out = tmp_path / "figures"
+    out.mkdir()
+    (out / "old_figure.html").write_text("x")
+    (out / "unrelated.txt").write_text("keep")
+    (out / "results.json").write_text(json.dumps({"figures": [{"name": "old_figure"}]}))
+    run_figures(out, quick=True, model="tiny-gpt2", cache_dir=tmp_path / "cache", progress=False, png=False,
+                loaded_model=tiny_gpt2, regression_dir=str(tmp_path / "none"),
+                comparison_path=str(tmp_path / "absent.json"))  # fmt: skip
+    assert not (out / "old_figure.html").exists() and (out / "unrelated.txt").exists()
+    first = (out / "layer_sweep.html").read_bytes()
+    run_figures(out, quick=True, model="tiny-gpt2", cache_dir=tmp_path / "cache", progress=False, png=False,
+                loaded_model=tiny_gpt2, regression_dir=str(tmp_path / "none"),
+                comparison_path=str(tmp_path / "absent.json"))  # fmt: skip
+    assert (out / "layer_sweep.html").read_bytes() == first  # redrawing from the cache is byte-identical
