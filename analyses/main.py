@@ -221,28 +221,11 @@ def _cell(result, row: str, clean_correct: list[bool] | None) -> dict:
 
 
 def fit_tv_per_prompt(problem, config):
-    """`interp.vectors.fit_tv`, also returning the per-prompt hidden states ``[n_source, layer, d_model]``
-    it averages (the PCA of analysis 6 needs them; fit_tv keeps only the mean)."""
-    from interp.activations import final_token_resid
-    from interp.vectors.base import describe_model
-    from interp.vectors.function_vector import best_layer, layer_sweep
-    from interp.vectors.task_vector import HiddenStateTaskVector
+    """`interp.vectors.fit_tv` with the per-prompt hidden states ``[n_source, layer, d_model]`` it averages
+    (the PCA of analysis 6 needs them)."""
+    from interp.vectors import fit_tv
 
-    model, cfg = problem.model, config
-    t0 = time.perf_counter()
-    source = problem.batch("dummy", "train", cfg.n_source)
-    per_prompt = final_token_resid(model, source.inputs, source.attention_mask, batch_size=cfg.batch_size)
-    n_layers = model.cfg.n_layers
-    meta = {**describe_model(model), "label": "TV", "task": problem.name, "problem": problem.describe(),
-            "config": cfg.to_dict(), "layers": [cfg.layer if cfg.layer is not None else n_layers // 2]}  # fmt: skip
-    tv = HiddenStateTaskVector({"hidden": per_prompt.mean(0)}, meta)
-    if cfg.layer is None:
-        sweep = layer_sweep(tv, problem, range(n_layers), cfg.sweep_settings, cfg.n_valid)
-        tv.meta.update(
-            layers=[best_layer(sweep, problem.metric)], layer_sweep={str(k): v for k, v in sweep.items()}
-        )
-    tv.meta["wall_s"] = round(time.perf_counter() - t0, 2)
-    return tv, per_prompt
+    return fit_tv(problem, config, progress=False, return_per_prompt=True)
 
 
 def stage_vectors(run: FigureRun, tasks: list[str]) -> dict[str, dict]:

@@ -53,12 +53,17 @@ class HiddenStateTaskVector(TaskVector):
         return replace_resid(model, self.layer, self.hidden[self.layer], hook="resid_post")
 
 
-def fit_tv(problem: Problem, config: TVConfig | None = None, *, progress: bool = True) -> HiddenStateTaskVector:
+def fit_tv(
+    problem: Problem, config: TVConfig | None = None, *, progress: bool = True, return_per_prompt: bool = False
+):
+    """Fit a TV; with ``return_per_prompt`` also return the source hidden states ``[n_source, layer, d_model]``
+    it averages (e.g. for a PCA of per-prompt vectors)."""
     cfg = config or TVConfig()
     model = problem.model
     t0 = time.perf_counter()
     source = problem.batch("dummy", "train", cfg.n_source)
-    hidden = final_token_resid(model, source.inputs, source.attention_mask, batch_size=cfg.batch_size).mean(0)
+    per_prompt = final_token_resid(model, source.inputs, source.attention_mask, batch_size=cfg.batch_size)
+    hidden = per_prompt.mean(0)
     n_layers = model.cfg.n_layers
     meta = {
         **describe_model(model),
@@ -73,4 +78,4 @@ def fit_tv(problem: Problem, config: TVConfig | None = None, *, progress: bool =
         sweep = layer_sweep(tv, problem, range(n_layers), cfg.sweep_settings, cfg.n_valid)
         tv.meta.update(layers=[best_layer(sweep, problem.metric)], layer_sweep={str(k): v for k, v in sweep.items()})
     tv.meta["wall_s"] = round(time.perf_counter() - t0, 2)
-    return tv
+    return (tv, per_prompt) if return_per_prompt else tv
