@@ -124,6 +124,9 @@ def test_fv_and_tv(problem):
     assert fv.cie.flatten().argsort(descending=True)[0] == top[0][0] * problem.model.cfg.n_heads + top[0][1]
     with pytest.raises(VectorError, match="top_k"):
         fit("fv", problem, FVConfig(top_k=n_heads_total + 1), progress=False)
+    # the sweep (run_from each candidate layer) equals evaluating the vector at that layer in full
+    for layer, value in fv.meta["layer_sweep"].items():
+        assert abs(fv.at_layer(int(layer)).valid_metric(problem, problem.corruptions, 8) - value) < 1e-9
     tv = fit("tv", problem, TVConfig(n_source=8, n_valid=8), progress=False)
     assert tv.hidden.shape == (problem.model.cfg.n_layers, problem.model.cfg.d_model)
     assert tv.evaluate(problem, "zero-shot", n=8).n == 8

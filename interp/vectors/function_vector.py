@@ -148,5 +148,22 @@ def best_layer(sweep: dict[int, float], metric: str) -> int:
 
 
 def layer_sweep(vec, problem: Problem, layers, settings, n_valid: int) -> dict[int, float]:
-    """Valid-split metric of ``vec`` applied at each layer (vec must have ``at_layer``)."""
-    return {int(layer): vec.at_layer(int(layer)).valid_metric(problem, settings, n_valid) for layer in layers}
+    """Valid-split metric of ``vec`` applied at each layer (``vec`` must have ``at_layer``).
+
+    A vector acting at layer l leaves the final token's blocks below l unchanged, so each setting's
+    ``hook_resid_pre`` is computed once and every candidate layer runs only blocks l..L-1 (`run_from`).
+    """
+    starts = []
+    for setting in settings:
+        batch, prefix = problem.prefix(setting, "valid", n_valid)
+        starts.append((targets_of(batch), prefix, prefix.final_resid_pre()[0]))
+    sweep = {}
+    with torch.no_grad():
+        for layer in layers:
+            hooks = vec.at_layer(int(layer)).hooks(problem.model)
+            values = [
+                problem.row_metric(prefix.run_from(int(layer), resid_pre[:, int(layer)], hooks), targets).mean().item()
+                for targets, prefix, resid_pre in starts
+            ]
+            sweep[int(layer)] = sum(values) / len(values)
+    return sweep
