@@ -138,7 +138,7 @@ class FrozenPrefix:
 
     def select(self, idx: Sequence[int] | Tensor) -> "FrozenPrefix":
         """A sub-batch (rows ``idx``), sharing nothing mutable with this one."""
-        idx_t = torch.as_tensor(idx, dtype=torch.long)
+        idx_t = torch.as_tensor(idx, dtype=torch.long, device=self.final_inputs.device)
         return self._derive(lambda t: t[idx_t])
 
     def repeat(self, n: int) -> "FrozenPrefix":

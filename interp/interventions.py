@@ -128,8 +128,9 @@ def patch_heads(
             f"head values must be [n_layers={cfg.n_layers}, n_heads={cfg.n_heads}, d_head={cfg.d_head}], "
             f"got {list(values.shape)}"
         )
-    layers_t = torch.as_tensor(layers, dtype=torch.long)
-    heads_t = torch.as_tensor(heads, dtype=torch.long)
+    # On the values' (the model's) device, also when given as lists or on another device.
+    layers_t = torch.as_tensor(layers, dtype=torch.long, device=values.device)
+    heads_t = torch.as_tensor(heads, dtype=torch.long, device=values.device)
     if layers_t.shape != heads_t.shape or layers_t.ndim != 1:
         raise InterventionError("layers and heads must be 1-D and of equal length (one entry per batch row)")
     if (layers_t >= cfg.n_layers).any() or (heads_t >= cfg.n_heads).any() or (heads_t < 0).any():

@@ -89,7 +89,8 @@ def causal_indirect_effects(
         )
     batch, prefix = problem.prefix(setting, "train", n)
     targets = targets_of(batch)
-    effects = torch.zeros(n_layers, n_heads)
+    device = mean_z.device
+    effects = torch.zeros(n_layers, n_heads, device=device)  # float32 sums whatever the model dtype
     # Per prompt: its prefix viewed as one row per variant (no copy), and the clean final-token residual
     # at every layer computed once. Heads of layers [s, s + group) are patched in one batch that runs
     # only blocks s..L-1: a patch at layer l cannot change anything below l.
@@ -97,15 +98,15 @@ def causal_indirect_effects(
     resid_pre_all, clean_out = prefix.final_resid_pre()  # [P, L, d], [P, d_vocab]: one batched run
     base_all = problem.cie_quantity(clean_out, targets)
     for p in tqdm(range(len(prefix)), desc="CIE", disable=not progress, leave=False):
-        single = prefix.select([p])
+        single = prefix.select(torch.tensor([p], device=device))
         resid_pre, base = resid_pre_all[p : p + 1], base_all[p]
         for start in range(0, n_layers, group):
-            layers = torch.arange(start, min(start + group, n_layers)).repeat_interleave(n_heads)
-            heads = torch.arange(n_heads).repeat(len(layers) // n_heads)
+            layers = torch.arange(start, min(start + group, n_layers), device=device).repeat_interleave(n_heads)
+            heads = torch.arange(n_heads, device=device).repeat(len(layers) // n_heads)
             rows = single.expand(len(layers))
             out = rows.run_from(start, resid_pre[:, start].expand(len(layers), -1), patch_heads(model, layers, heads, mean_z))
             q = problem.cie_quantity(out, targets[p : p + 1].expand(len(layers)))
-            effects[layers, heads] += q - base
+            effects[layers, heads] += (q - base).float()
     return (effects / len(prefix)).view(n_layers, n_heads)
 
 
