@@ -72,6 +72,15 @@ def _attn_only() -> dict:
                 normalization_type="LN", positional_embedding_type="standard", original_architecture="neel")  # fmt: skip
 
 
+def _qwen1() -> dict:
+    # Qwen-1 (QWenLMHeadModel, remote code; TL's conversion needs its hub config): TL's fields for it.
+    # A short training length puts the check prompts past it, where dynamic NTK and log-n scaling act.
+    return dict(n_layers=2, d_model=2048, n_heads=16, d_head=128, d_mlp=5504, n_ctx=2048, d_vocab=151936,
+                act_fn="silu", normalization_type="RMS", positional_embedding_type="rotary", rotary_dim=128,
+                final_rms=True, gated_mlp=True, use_dynamic_ntk_rope=True, use_logn_attn=True,
+                train_seq_length=8, original_architecture="QWenLMHeadModel")  # fmt: skip
+
+
 FAMILIES: dict[str, Family] = {
     f.name: f
     for f in [
@@ -99,6 +108,7 @@ FAMILIES: dict[str, Family] = {
         Family("olmoe", "mixture of experts (64 experts, top-8), qk-norm", "hf:OlmoeConfig"),
         Family("gpt-oss", "attention sinks, mixture of experts, local/global, YaRN rotary", "hf:GptOssConfig"),
         Family("apertus", "xIELU activation, qk-norm", "hf:ApertusConfig"),
+        Family("qwen1", "dynamic-NTK rotary and log-n attention past the training length", "hand", hand=_qwen1),
         Family("shortformer", "shortformer positions (added to queries and keys only)", "hand", hand=_shortformer),
         Family("solu", "SoLU activation with its LayerNorm", "hand", hand=_solu),
         Family("attn-only", "attention-only blocks (no MLP)", "hand", hand=_attn_only),
