@@ -103,6 +103,7 @@ def build_parser() -> argparse.ArgumentParser:
     rp.add_argument("--shift", default=None)
     rp.add_argument("--vector", default=None)
     rp.add_argument("--n", type=int, default=500, help="prompts per length")
+    _add_device_args(rp)
     rp.add_argument("--seed", type=int, default=1)
     rp.add_argument("--json", action="store_true")
 

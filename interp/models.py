@@ -472,11 +472,14 @@ def _tl_from_hf_model(
     config_dir: Path, hf_model, tokenizer, *, device: torch.device, dtype: torch.dtype, process_weights: bool,
     what: str,
 ) -> HookedTransformer:  # fmt: skip
-    """``HookedTransformer.from_pretrained(config_dir, hf_model=...)``: TL's config + weight conversion."""
-    loader = HookedTransformer.from_pretrained if process_weights else HookedTransformer.from_pretrained_no_processing
+    """TransformerLens's own config and weight conversion of an in-memory HF model whose ``config.json`` is in
+    ``config_dir`` (``from_pretrained`` itself only accepts official names; these are the steps it runs)."""
+    from transformer_lens import loading_from_pretrained as loading
+
     try:
-        model = loader(str(config_dir), hf_model=hf_model, tokenizer=tokenizer, device=str(device), dtype=dtype,
-                       default_padding_side="left")  # fmt: skip
+        cfg = loading.get_pretrained_model_config(
+            str(config_dir), hf_cfg=hf_model.config.to_dict(), fold_ln=process_weights, device=str(device), dtype=dtype
+        )
     except NotImplementedError as err:
         arch = (getattr(hf_model.config, "architectures", None) or ["?"])[0]
         raise ModelNotAvailableError(
@@ -484,6 +487,13 @@ def _tl_from_hf_model(
             "only by their official name: put the checkpoint in the Hugging Face cache (huggingface-cli download, "
             "or copy the models--org--name folder) and load it by name with HF_HUB_OFFLINE=1."
         ) from err
+    state_dict = loading.get_pretrained_state_dict(str(config_dir), cfg, hf_model, dtype=dtype)
+    model = HookedTransformer(cfg, tokenizer, move_to_device=False, default_padding_side="left")
+    model.load_and_process_state_dict(
+        state_dict, fold_ln=process_weights, center_writing_weights=process_weights,
+        center_unembed=process_weights, fold_value_biases=process_weights,
+    )  # fmt: skip
+    model.move_model_modules_to_device()
     model.eval()
     return model
 
