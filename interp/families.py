@@ -251,10 +251,14 @@ def build_family(
     family: str, *, device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32, seed: int = 0,
     d_vocab: int = TINY_VOCAB,
 ) -> HookedTransformer:
-    """A randomly initialised tiny ``HookedTransformer`` of ``family`` (no tokenizer: feed token ids)."""
-    cfg = family_config(family, device=device, dtype=dtype, seed=seed, d_vocab=d_vocab)
-    with _quiet():
+    """A randomly initialised tiny ``HookedTransformer`` of ``family`` (no tokenizer: feed token ids).
+
+    Weights are drawn in float32 on the CPU, then cast and moved: the bfloat16 model of a family is the
+    float32 one rounded (TL 3.9's mixture-of-experts layers also ignore ``cfg.dtype`` at construction)."""
+    cfg = family_config(family, device="cpu", dtype=torch.float32, seed=seed, d_vocab=d_vocab)
+    with _quiet(), torch.device("cpu"):
         model = HookedTransformer(cfg, move_to_device=True)
     randomise_biases_and_norms(model, seed)
+    model = model.to(torch.device(device), print_details=False).to(dtype, print_details=False)
     model.eval()
     return model

@@ -384,9 +384,9 @@ def load_model(
             a regression checkpoint (directory or ``"regression:<class>"``), a local Hugging Face checkpoint
             directory, a ``.gguf`` file of a Llama-family model, or any TransformerLens model name (from the
             hub, or from the local HF cache under ``HF_HUB_OFFLINE=1``).
-        device: where the model lives (default: CUDA when available, else CPU).
-        dtype: parameter dtype (default: bfloat16 on CUDA, float32 on CPU; regression models stay float32
-            unless asked). ``"bfloat16"`` etc. are accepted.
+        device: where the model lives (default: ``$INTERP_DEVICE``, else CUDA when available, else CPU).
+        dtype: parameter dtype (default: ``$INTERP_DTYPE``, else bfloat16 on CUDA and float32 on CPU;
+            regression models stay float32 unless asked). ``"bfloat16"`` etc. are accepted.
         process_weights: fold LayerNorm / center weights (TransformerLens's ``fold_ln`` etc.). Off by
             default so activations and logits are those of the source model.
 
@@ -394,8 +394,8 @@ def load_model(
     """
     t0 = time.perf_counter()
     key = name.lower()
-    dev = resolve_device(device)
-    asked_dtype = parse_dtype(dtype)
+    dev = resolve_device(device or os.environ.get("INTERP_DEVICE") or None)
+    asked_dtype = parse_dtype(dtype or os.environ.get("INTERP_DTYPE") or None)
     dt = asked_dtype or default_dtype(dev)
     with contextlib.redirect_stdout(sys.stderr):  # TL prints "Loaded pretrained model ..." / "Moving model ..."
         if key.startswith("regression:") or _looks_like_regression_checkpoint(name):
@@ -495,6 +495,14 @@ def _tl_from_hf_model(
     )  # fmt: skip
     model.move_model_modules_to_device()
     model.eval()
+    return _ensure_dtype(model, dtype)
+
+
+def _ensure_dtype(model: HookedTransformer, dtype: torch.dtype) -> HookedTransformer:
+    """Every parameter in ``dtype``: TL 3.9 builds some modules (mixture-of-experts layers) in float32
+    whatever ``cfg.dtype`` says, and loading a state dict keeps the parameter's dtype."""
+    if any(p.dtype != dtype for p in model.parameters()):
+        model = model.to(dtype, print_details=False)
     return model
 
 
@@ -616,7 +624,7 @@ def _load_transformer_lens_pretrained(name: str, process_weights: bool, dtype, *
         ) from None
     loader = HookedTransformer.from_pretrained if process_weights else HookedTransformer.from_pretrained_no_processing
     try:
-        model = loader(name, dtype=dtype, default_padding_side="left", **kwargs)
+        model = _ensure_dtype(loader(name, dtype=dtype, default_padding_side="left", **kwargs), dtype)
     except OSError as err:  # HF hub unreachable, no local copy
         raise ModelNotAvailableError(
             f"Could not load {name!r} from the Hugging Face hub ({err.__class__.__name__}: {str(err)[:200]}). "

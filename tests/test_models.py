@@ -188,3 +188,32 @@ def test_gguf_path_loads_like_smollm2(smollm2):
     tokens = smollm2.tokenizer("The capital of France is", return_tensors="pt").input_ids
     with torch.no_grad():
         assert (model(tokens) - smollm2(tokens)).abs().max().item() < 1e-3
+
+
+def test_every_json_command_prints_one_document(tmp_path, capsys):
+    """stdout of every ``--json`` command is exactly one JSON document (logs and progress go to stderr)."""
+    import json
+
+    from interp.cli import main
+
+    out = str(tmp_path / "vec")
+    commands = [
+        ["eval", "--model", "tiny-llama", "--task", "antonym", "--n", "4", "--shots", "2", "--json"],
+        ["fit", "--method", "ltv", "--model", "tiny-llama", "--task", "antonym", "--shots", "2", "--steps", "2",
+         "--out", out, "--json"],
+        ["eval", "--model", "tiny-llama", "--task", "antonym", "--setting", "zero-shot", "--n", "4", "--vector", out,
+         "--json"],
+        ["fit", "--method", "fv", "--model", "tiny-gpt2", "--task", "antonym", "--shots", "2", "--layer", "1", "--top-k", "3",
+         "--out", str(tmp_path / "fv"), "--json"],
+        ["fit", "--method", "tv", "--model", "tiny-gpt2", "--task", "antonym", "--shots", "2", "--layer", "1",
+         "--out", str(tmp_path / "tv"), "--json"],
+        ["check", "--model", "tiny-gpt2", "--json"],
+        ["check", "--family", "gemma-2", "--json"],
+        ["regress", "eval", "--class", "linear", "--n", "8", "--device", "cpu", "--json"],
+    ]  # fmt: skip
+    for argv in commands:
+        code = main(argv)
+        captured = capsys.readouterr()
+        assert code == 0, (argv, captured.err[-1500:])
+        doc = json.loads(captured.out)  # raises on a second document or a stray log line
+        assert isinstance(doc, dict) and captured.out.strip().count("\n") == 0, argv
