@@ -72,7 +72,9 @@ def _compare(name: str, fast: Tensor, ref: Tensor, rtol: float, note: str = "", 
     (1 for logits and residual-stream vectors; small for gradients and CIEs, which can be tiny)."""
     fast, ref = fast.detach().double(), ref.detach().double().to(fast.device)
     if fast.shape != ref.shape:
-        return Check(name, math.inf, math.nan, math.nan, False, f"shape {list(fast.shape)} != {list(ref.shape)}")
+        return Check(
+            name, math.inf, math.nan, math.nan, False, f"shape {list(fast.shape)} != {list(ref.shape)}"
+        )
     diff = (fast - ref).abs().max().item() if fast.numel() else 0.0
     scale = ref.abs().max().item() if ref.numel() else 0.0
     tol = rtol * max(floor, scale)
@@ -106,7 +108,9 @@ class CheckBatch:
 
     def select(self, idx) -> "CheckBatch":
         idx_t = torch.as_tensor(list(idx), dtype=torch.long, device=self.inputs.device)
-        return CheckBatch(self.inputs[idx_t], self.attention_mask[idx_t], self.target_ids[idx_t], dict(self.meta))
+        return CheckBatch(
+            self.inputs[idx_t], self.attention_mask[idx_t], self.target_ids[idx_t], dict(self.meta)
+        )
 
     def row(self, i: int) -> tuple[Tensor, Tensor]:
         """Row ``i`` without its padding."""
@@ -166,7 +170,9 @@ def _attn_outputs(model, batch: CheckBatch) -> Float[Tensor, "batch layer d_mode
     """Output of every attention module at the final position (before any post-attention norm)."""
     store: dict[int, Tensor] = {}
     handles = [
-        block.attn.register_forward_hook(lambda mod, args, out, l=l: store.__setitem__(l, out[:, -1].detach()))
+        block.attn.register_forward_hook(
+            lambda mod, args, out, l=l: store.__setitem__(l, out[:, -1].detach())
+        )
         for l, block in enumerate(model.blocks)
     ]
     try:
@@ -194,7 +200,10 @@ def _interventions(model, rows: int, seed: int = 0) -> dict[str, list]:
         "add_every_layer": add_vectors(model, randn(cfg.n_layers, cfg.d_model)),
         "replace": replace_resid(model, cfg.n_layers // 2, randn(cfg.d_model)),
         "head_patch": patch_heads(
-            model, [i % cfg.n_layers for i in range(rows)], [(3 * i) % cfg.n_heads for i in range(rows)], z_vals
+            model,
+            [i % cfg.n_layers for i in range(rows)],
+            [(3 * i) % cfg.n_heads for i in range(rows)],
+            z_vals,
         ),
     }
 
@@ -259,7 +268,9 @@ def check_model(
 
     say("head identity")
     acts = head_activations(model, batch.inputs, batch.attention_mask)
-    summed = acts.contributions.sum(2) + stacked_b_O(model).to(acts.contributions.dtype)  # [batch, L, d_model]
+    summed = acts.contributions.sum(2) + stacked_b_O(model).to(
+        acts.contributions.dtype
+    )  # [batch, L, d_model]
     post_norm = bool(getattr(model.cfg, "use_normalization_before_and_after", False))
     checks.append(_compare("head_identity", summed, _attn_outputs(model, batch), rtol,
                            "before the post-attention norm (ln1_post)" if post_norm else ""))  # fmt: skip
@@ -276,7 +287,9 @@ def check_model(
         gen = torch.Generator(device="cpu").manual_seed(seed + 7)
         per_layer = []
         for layer in range(L):
-            v = torch.randn(model.cfg.d_model, generator=gen, device="cpu").to(resid_pre.device, resid_pre.dtype)
+            v = torch.randn(model.cfg.d_model, generator=gen, device="cpu").to(
+                resid_pre.device, resid_pre.dtype
+            )
             hooks = add_vectors(model, {layer: v})
             per_layer.append(_compare("run_from", prefix.run_from(layer, resid_pre[:, layer], hooks),
                                       final_logits(model, batch.inputs, batch.attention_mask, hooks), rtol))  # fmt: skip
@@ -293,7 +306,9 @@ def check_model(
         (grad,) = torch.autograd.grad(loss, theta)
         grads.append(grad)
         losses.append(loss.detach())
-    checks.append(_compare("ltv_gradient", grads[0], grads[1], rtol, f"loss {losses[1].item():.4g}", floor=1e-3))
+    checks.append(
+        _compare("ltv_gradient", grads[0], grads[1], rtol, f"loss {losses[1].item():.4g}", floor=1e-3)
+    )
 
     say("causal indirect effects")
     problem = _CheckProblem(model, batch)
@@ -301,7 +316,9 @@ def check_model(
     heads = _cie_heads(model, cie_heads)
     ref_cie = []
     with torch.no_grad():
-        clean = _CheckProblem.quantity(final_logits(model, batch.inputs, batch.attention_mask), batch.target_ids)
+        clean = _CheckProblem.quantity(
+            final_logits(model, batch.inputs, batch.attention_mask), batch.target_ids
+        )
         for layer, head in heads:
             out = final_logits(model, batch.inputs, batch.attention_mask,
                                patch_head(model, layer, head, acts.mean_z[layer, head]))  # fmt: skip
@@ -401,7 +418,9 @@ def cmd_check(args) -> int:
 
     dtype = parse_dtype(args.dtype)
     if args.families or args.family:
-        report = check_families(args.family or None, dtype=dtype or torch.float32, device=args.device, progress=say)
+        report = check_families(
+            args.family or None, dtype=dtype or torch.float32, device=args.device, progress=say
+        )
         print(json.dumps(report) if args.json else format_families(report))
         return 1 if report["failed"] else 0
     model = load_model(args.model, device=args.device, dtype=dtype, verbose=not args.json)
@@ -421,7 +440,9 @@ def cmd_check(args) -> int:
     if args.json:
         print(json.dumps(record))
     else:
-        print(f"{args.model} on {record['device']} in {record['dtype']} (rtol {RTOL.get(model_dtype(model), 1e-2)})")
+        print(
+            f"{args.model} on {record['device']} in {record['dtype']} (rtol {RTOL.get(model_dtype(model), 1e-2)})"
+        )
         print(format_checks(checks))
         print(f"{record['passed']} passed, {record['failed']} failed")
     return 1 if record["failed"] else 0

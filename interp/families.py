@@ -85,31 +85,59 @@ FAMILIES: dict[str, Family] = {
     f.name: f
     for f in [
         Family("gpt2", "absolute positions, LayerNorm, GELU", "hf:GPT2Config"),
-        Family("gpt-neo", "alternating global/local (windowed) attention, no attention scaling", "hf:GPTNeoConfig"),
+        Family(
+            "gpt-neo",
+            "alternating global/local (windowed) attention, no attention scaling",
+            "hf:GPTNeoConfig",
+        ),
         Family("opt", "absolute positions (offset 2), ReLU", "hf:OPTConfig"),
         Family("gpt-j", "parallel attention+MLP, partial rotary (adjacent pairs)", "hf:GPTJConfig"),
         Family("gpt-neox", "Pythia / GPT-NeoX: parallel attention+MLP, partial rotary", "hf:GPTNeoXConfig"),
         Family("bloom", "ALiBi positions, embedding LayerNorm", "hf:BloomConfig"),
         Family("llama", "RMSNorm, gated SiLU MLP, rotary", "hf:LlamaConfig", (("num_key_value_heads", 8),)),
-        Family("llama-3.2", "grouped-query attention, rotary scaled by parts (Llama 3.x)", "tl:meta-llama/Llama-3.2-1B"),
+        Family(
+            "llama-3.2",
+            "grouped-query attention, rotary scaled by parts (Llama 3.x)",
+            "tl:meta-llama/Llama-3.2-1B",
+        ),
         Family("mistral", "grouped-query attention, sliding-window attention", "hf:MistralConfig"),
         Family("mixtral", "mixture of experts MLP (top-2 of 8)", "hf:MixtralConfig"),
-        Family("qwen2", "q/k/v biases, grouped-query attention", "hf:Qwen2Config", (("num_key_value_heads", 8),)),
-        Family("qwen3", "qk-norm (RMSNorm on queries and keys)", "hf:Qwen3Config", (("num_key_value_heads", 8),)),
-        Family("phi", "parallel attention+MLP, partial rotary, LayerNorm", "hf:PhiConfig",
-               (("partial_rotary_factor", 0.5),)),  # fmt: skip
+        Family(
+            "qwen2", "q/k/v biases, grouped-query attention", "hf:Qwen2Config", (("num_key_value_heads", 8),)
+        ),
+        Family(
+            "qwen3", "qk-norm (RMSNorm on queries and keys)", "hf:Qwen3Config", (("num_key_value_heads", 8),)
+        ),
+        Family(
+            "phi",
+            "parallel attention+MLP, partial rotary, LayerNorm",
+            "hf:PhiConfig",
+            (("partial_rotary_factor", 0.5),),
+        ),  # fmt: skip
         Family("phi3", "fused qkv / gated MLP (converted), RMSNorm", "hf:Phi3Config"),
         Family("gemma", "embedding scale, GELU gated MLP, one key-value head (MQA)", "tl:google/gemma-2b"),
-        Family("gemma-2", "pre+post norms, attention and final-logit soft-caps, local/global layers",
-               "tl:google/gemma-2-2b"),  # fmt: skip
-        Family("gemma-3", "qk-norm, 5 local : 1 global layers with two rotary bases, pre+post norms",
-               "tl:google/gemma-3-1b-pt"),  # fmt: skip
+        Family(
+            "gemma-2",
+            "pre+post norms, attention and final-logit soft-caps, local/global layers",
+            "tl:google/gemma-2-2b",
+        ),  # fmt: skip
+        Family(
+            "gemma-3",
+            "qk-norm, 5 local : 1 global layers with two rotary bases, pre+post norms",
+            "tl:google/gemma-3-1b-pt",
+        ),  # fmt: skip
         Family("olmo3", "post-norms only, qk-norm, 3 local : 1 global", "hf:Olmo3Config"),
         Family("olmoe", "mixture of experts (64 experts, top-8), qk-norm", "hf:OlmoeConfig"),
-        Family("gpt-oss", "attention sinks, mixture of experts, local/global, YaRN rotary", "hf:GptOssConfig"),
+        Family(
+            "gpt-oss", "attention sinks, mixture of experts, local/global, YaRN rotary", "hf:GptOssConfig"
+        ),
         Family("apertus", "xIELU activation, qk-norm", "hf:ApertusConfig"),
-        Family("qwen1", "dynamic-NTK rotary and log-n attention past the training length", "hand", hand=_qwen1),
-        Family("shortformer", "shortformer positions (added to queries and keys only)", "hand", hand=_shortformer),
+        Family(
+            "qwen1", "dynamic-NTK rotary and log-n attention past the training length", "hand", hand=_qwen1
+        ),
+        Family(
+            "shortformer", "shortformer positions (added to queries and keys only)", "hand", hand=_shortformer
+        ),
         Family("solu", "SoLU activation with its LayerNorm", "hand", hand=_solu),
         Family("attn-only", "attention-only blocks (no MLP)", "hand", hand=_attn_only),
     ]
@@ -220,7 +248,11 @@ def shrink(cfg: dict, d_vocab: int = TINY_VOCAB, n_ctx: int = TINY_CTX) -> dict:
 
 
 def family_config(
-    family: str, *, device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32, seed: int = 0,
+    family: str,
+    *,
+    device: str | torch.device = "cpu",
+    dtype: torch.dtype = torch.float32,
+    seed: int = 0,
     d_vocab: int = TINY_VOCAB,
 ) -> HookedTransformerConfig:
     """The tiny ``HookedTransformerConfig`` of ``family``."""
@@ -233,13 +265,17 @@ def family_config(
         return HookedTransformerConfig(**cfg)
 
 
-def randomise_biases_and_norms(model: HookedTransformer, seed: int = 0, scale: float = 0.1) -> HookedTransformer:
+def randomise_biases_and_norms(
+    model: HookedTransformer, seed: int = 0, scale: float = 0.1
+) -> HookedTransformer:
     """Random biases and norm weights near one: zeros / ones would make some identities trivially true."""
     gen = torch.Generator(device="cpu").manual_seed(seed + 1)
     with torch.no_grad():
         for name, p in model.named_parameters():
             leaf = name.rsplit(".", 1)[-1]
-            noise = scale * torch.randn(p.shape, generator=gen, device="cpu").to(device=p.device, dtype=p.dtype)
+            noise = scale * torch.randn(p.shape, generator=gen, device="cpu").to(
+                device=p.device, dtype=p.dtype
+            )
             if leaf.startswith("b_") or leaf == "b":
                 p.copy_(noise)
             elif leaf == "w" and ".ln" in f".{name}":
@@ -248,7 +284,11 @@ def randomise_biases_and_norms(model: HookedTransformer, seed: int = 0, scale: f
 
 
 def build_family(
-    family: str, *, device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32, seed: int = 0,
+    family: str,
+    *,
+    device: str | torch.device = "cpu",
+    dtype: torch.dtype = torch.float32,
+    seed: int = 0,
     d_vocab: int = TINY_VOCAB,
 ) -> HookedTransformer:
     """A randomly initialised tiny ``HookedTransformer`` of ``family`` (no tokenizer: feed token ids).

@@ -37,7 +37,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from torch import Tensor
 from transformer_lens import HookedTransformer, HookedTransformerConfig
 
 DEFAULT_MODEL = "smollm2-135m"

@@ -74,7 +74,9 @@ def tiny_tokenizer(prepend_bos: bool = False, vocab_size: int = TINY_VOCAB_SIZE)
         tok = Tokenizer.from_str(_trained_tokenizer_json(vocab_size))
         if prepend_bos:
             tok.post_processor = processors.TemplateProcessing(
-                single="<bos> $A", pair="<bos> $A <bos> $B", special_tokens=[("<bos>", tok.token_to_id("<bos>"))]
+                single="<bos> $A",
+                pair="<bos> $A <bos> $B",
+                special_tokens=[("<bos>", tok.token_to_id("<bos>"))],
             )
         fast = PreTrainedTokenizerFast(
             tokenizer_object=tok, pad_token="<pad>", bos_token="<bos>", eos_token="<eos>", padding_side="left",

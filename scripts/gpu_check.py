@@ -81,10 +81,14 @@ def _gc() -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--device", default="cuda")
     parser.add_argument("--dtype", default="bfloat16")
-    parser.add_argument("--shapes", nargs="*", default=list(SHAPES), help=f"random shapes (default: {SHAPES})")
+    parser.add_argument(
+        "--shapes", nargs="*", default=list(SHAPES), help=f"random shapes (default: {SHAPES})"
+    )
     parser.add_argument("--skip-bench", action="store_true")
     parser.add_argument("--quick", action="store_true", help="interp bench --quick")
     parser.add_argument("--out", default=None, help="also write the summary to this file")
@@ -123,7 +127,17 @@ def main(argv: list[str] | None = None) -> int:
         for method in ("ltv", "fv"):
             steps[f"regression_{method}"] = _step(
                 f"fit {method} regression:linear",
-                ["fit", "--method", method, "--model", "regression:linear", "--out", f"{tmp}/{method}", *dev, "--json"]
+                [
+                    "fit",
+                    "--method",
+                    method,
+                    "--model",
+                    "regression:linear",
+                    "--out",
+                    f"{tmp}/{method}",
+                    *dev,
+                    "--json",
+                ]
                 + (["--steps", "100"] if method == "ltv" else []),
                 args.device,
             )

@@ -77,7 +77,7 @@ def make_tiny_hf_checkpoint(path: Path, arch: str = "gpt2", seed: int = 0) -> Pa
         raise ValueError(arch)
     config.architectures = [type(model).__name__]
     with torch.no_grad():  # non-trivial biases / norms
-        for name, p in model.named_parameters():
+        for p in model.parameters():
             if p.ndim == 1:
                 p.add_(0.1 * torch.randn_like(p))
     model.save_pretrained(path)

@@ -42,7 +42,10 @@ def test_families_keep_their_features():
     assert cfg["bloom"].positional_embedding_type == "alibi"
     assert cfg["gemma"].n_key_value_heads == 1
     assert cfg["gemma-2"].output_logits_soft_cap > 0 and cfg["gemma-2"].attn_scores_soft_cap > 0
-    assert set(cfg["gemma-2"].attn_types) == {"local", "global"} and cfg["gemma-2"].use_normalization_before_and_after
+    assert (
+        set(cfg["gemma-2"].attn_types) == {"local", "global"}
+        and cfg["gemma-2"].use_normalization_before_and_after
+    )
     assert cfg["gemma-3"].use_qk_norm and set(cfg["gemma-3"].attn_types) == {"local", "global"}
     assert cfg["mixtral"].num_experts == 4
     assert cfg["shortformer"].positional_embedding_type == "shortformer"
@@ -63,7 +66,9 @@ def test_check_catches_a_missing_final_softcap(monkeypatch):
 
     model = build_family("gemma-2")
     assert all(c.passed for c in check_model(model))
-    monkeypatch.setattr(activation_functions, "apply_softcap", lambda x, cap: x)  # the engine imports it lazily
+    monkeypatch.setattr(
+        activation_functions, "apply_softcap", lambda x, cap: x
+    )  # the engine imports it lazily
     failed = {c.name for c in check_model(model) if not c.passed}
     assert "final_logits" in failed
 
