@@ -11,7 +11,7 @@ One import gives the working set of a notebook::
     >>> [row["method"] for row in table.to_dict()["rows"]]
     ['none', 'icl', 'LTV']
     >>> sorted(ltv.heads().columns)
-    ['head', 'layer', 'mean_norm', 'size', 'task', 'theta']
+    ['head', 'layer', 'mean_norm', 'score', 'task', 'theta']
 
 - models and data: `load_model`, `load_task`, `list_tasks`, `TextProblem`, `RegressionProblem`;
 - methods: `fit(method, problem, config)` with `LTVConfig` / `FVConfig` / `TVConfig`, `load_vector`;

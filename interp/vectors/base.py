@@ -77,13 +77,13 @@ class TaskVector(ABC):
     def heads(self):
         """Per-head tidy DataFrame (one row per layer × head, and per task for a multi-task LTV).
 
-        LTV: ``theta`` (θ[l, h]), ``mean_norm`` (‖ā[l, h]‖), ``size`` (|θ|·‖ā‖, what the head adds);
+        LTV: ``theta`` (θ[l, h]), ``mean_norm`` (‖ā[l, h]‖), ``score`` (|θ|·‖ā‖, the size of what the head adds);
         FV: ``cie`` (causal indirect effect), ``mean_norm``, ``in_vector`` (one of the top-k heads).
 
         >>> import interp, torch
         >>> vec = interp.vectors.LearnedTaskVector({"theta": torch.tensor([[1.0, -2.0]]),
         ...                                         "basis": torch.ones(1, 1, 2, 4)}, {"task": "t"})
-        >>> vec.heads()[["layer", "head", "theta", "size"]].values.tolist()
+        >>> vec.heads()[["layer", "head", "theta", "score"]].values.tolist()
         [[0.0, 0.0, 1.0, 2.0], [0.0, 1.0, -2.0, 4.0]]
         """
         import pandas as pd
@@ -101,7 +101,7 @@ class TaskVector(ABC):
             parts = []
             for i in range(basis.shape[0]):
                 norm = basis[i].norm(dim=-1)
-                parts.append(frame({"theta": theta, "mean_norm": norm, "size": theta.abs() * norm},
+                parts.append(frame({"theta": theta, "mean_norm": norm, "score": theta.abs() * norm},
                                    task=tasks[i] if i < len(tasks) else str(i)))  # fmt: skip
             return pd.concat(parts, ignore_index=True)
         if "cie" in self.tensors:
