@@ -20,13 +20,12 @@ One import gives the working set of a notebook::
 - figures: `interp.plot.*` (the `analyses` figures, each returning ``(fig, tidy data)``).
 """
 
+from interp import plot, vectors  # submodules as attributes: interp.plot.head_weights, interp.vectors.*
 from interp.evaluation import Comparison, Result, compare, evaluate
 from interp.models import DEFAULT_MODEL, load_model
 from interp.problems import TextProblem
 from interp.tasks import list_tasks, load_task
 from interp.vectors import FVConfig, LTVConfig, TVConfig, fit, load_vector
-
-from interp import plot, vectors  # noqa: E402  (submodules as attributes: interp.plot.head_weights, ...)
 
 
 def __getattr__(name: str):
@@ -38,6 +37,21 @@ def __getattr__(name: str):
 
 
 __all__ = [
-    "Comparison", "DEFAULT_MODEL", "FVConfig", "LTVConfig", "RegressionProblem", "Result", "TVConfig",
-    "TextProblem", "compare", "evaluate", "fit", "list_tasks", "load_model", "load_task", "load_vector", "plot",
+    "DEFAULT_MODEL",
+    "Comparison",
+    "FVConfig",
+    "LTVConfig",
+    "RegressionProblem",
+    "Result",
+    "TVConfig",
+    "TextProblem",
+    "compare",
+    "evaluate",
+    "fit",
+    "list_tasks",
+    "load_model",
+    "load_task",
+    "load_vector",
+    "plot",
+    "vectors",
 ]  # fmt: skip

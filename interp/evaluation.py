@@ -36,9 +36,10 @@ Example on a tiny random model (any `HookedTransformer` works the same way)::
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -143,7 +144,7 @@ class TokenScores:
     rank: Tensor  # long [batch], 0 = top-1
 
     @classmethod
-    def from_logits(cls, logits: Float[Tensor, "batch d_vocab"], targets: Int[Tensor, " batch"]) -> "TokenScores":
+    def from_logits(cls, logits: Float[Tensor, "batch d_vocab"], targets: Int[Tensor, " batch"]) -> TokenScores:
         logits = logits.detach().float()
         targets = targets.to(logits.device)
         target_logit = logits.gather(1, targets[:, None])
@@ -152,7 +153,7 @@ class TokenScores:
         return cls(correct=(rank == 0).cpu(), prob=prob.cpu(), rank=rank.cpu())
 
     @classmethod
-    def cat(cls, parts: Sequence["TokenScores"]) -> "TokenScores":
+    def cat(cls, parts: Sequence[TokenScores]) -> TokenScores:
         return cls(*(torch.cat([getattr(p, f) for p in parts]) for f in ("correct", "prob", "rank")))
 
 
@@ -193,7 +194,7 @@ class Result:
 
     # -------------------------------------------------------------- constructors
     @classmethod
-    def from_token_scores(cls, scores: TokenScores, batch: PromptBatch, method: str, meta: dict | None = None) -> "Result":
+    def from_token_scores(cls, scores: TokenScores, batch: PromptBatch, method: str, meta: dict | None = None) -> Result:
         return cls(
             metric="accuracy",
             scores=scores.correct.float().tolist(),
@@ -213,7 +214,7 @@ class Result:
         )
 
     @classmethod
-    def from_errors(cls, errors: Sequence[float], setting: str, method: str, meta: dict | None = None) -> "Result":
+    def from_errors(cls, errors: Sequence[float], setting: str, method: str, meta: dict | None = None) -> Result:
         meta = dict(meta or {})
         task = meta.get("function_class", "?") + (f"+{meta['shift']}" if meta.get("shift") else "")
         return cls(metric="error", scores=list(errors), method=method, setting=setting, task=task, meta=meta)
@@ -276,7 +277,7 @@ class Result:
         self._need("error", "errors")
         return list(self.scores)
 
-    def subset(self, mask: Sequence[bool]) -> "Result":
+    def subset(self, mask: Sequence[bool]) -> Result:
         """Restrict to rows where ``mask`` holds (e.g. Todd's filter: clean ICL answered right)."""
         if len(mask) != self.n:
             raise EvaluationError(f"mask has {len(mask)} entries for {self.n} rows")

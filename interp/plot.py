@@ -37,7 +37,10 @@ _FIGURES = {
     "pca": ("analyses.geometry", "plot_pca"),
 }
 
-__all__ = [*_FIGURES, "comparison"]
+__all__ = [
+    "comparison", "comparison_table", "compute_layer_sweep", "cosine_similarity", "head_score_frame", "head_scores",
+    "head_weights", "layer_sweep", "multitask_head_weights", "patching_scores", "pca", "regression_curves",
+]  # fmt: skip
 
 
 def __getattr__(name: str):

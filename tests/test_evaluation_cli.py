@@ -12,7 +12,12 @@ import torch
 import interp
 from interp.cli import main
 from interp.evaluation import (
-    EvaluationError, Result, ResultTable, TokenScores, newcombe_paired_interval, paired_bootstrap_interval,
+    EvaluationError,
+    Result,
+    ResultTable,
+    TokenScores,
+    newcombe_paired_interval,
+    paired_bootstrap_interval,
     wilson_interval,
 )  # fmt: skip
 
