@@ -235,7 +235,7 @@ def test_cli_eval_compare_and_api_agree(tmp_path, capsys, problem):
         (["eval", "--model", "tiny-gpt2", "--task", "antonym", "--shots", "-2"], "argument --shots: must be >= 0, got -2"),
         (["compare", "--model", "tiny-gpt2", "--task", "antonym", "--n", "-5"], "argument --n: must be a positive"),
         (["fit", "--method", "ltv", "--model", "tiny-gpt2", "--task", "antonym", "--out", "/tmp/x", "--corruption", "icl"],
-         "--corruption 'icl': corruption 'icl' is a clean setting"),
+         "--corruption 'icl': 'icl' is the clean setting"),
         (["fit", "--method", "ltv", "--model", "tiny-gpt2", "--task", "antonym", "--out", "/tmp/x", "--corruption", "dummy"],
          "--corruption 'dummy': corruption 'dummy' is a clean setting"),
         (["fit", "--method", "ltv", "--model", "tiny-gpt2", "--task", "antonym", "--out", "/tmp/x", "--corruption", "noisy"],

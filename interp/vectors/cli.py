@@ -45,6 +45,11 @@ def cmd_fit(args) -> int:
                 raise VectorError(f"{option} applies to --method ltv only, not {args.method}")
     if args.method != "fv" and args.top_k is not None:
         raise VectorError(f"--top-k applies to --method fv only, not {args.method}")
+    if args.corruption is not None and "icl" in args.corruption.split(","):  # clean in every modality: say so before loading
+        raise VectorError(
+            f"--corruption {args.corruption!r}: 'icl' is the clean setting, an LTV trained there has nothing to repair; "
+            "use shuffled, zero-shot or both (text) or long (regression)"
+        )
     out = Path(args.out)
     model = load_model(args.model, verbose=not args.json)
     problem = problem_for(args, model)
