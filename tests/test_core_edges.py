@@ -18,13 +18,13 @@ from interp.problems import TextProblem
 
 @pytest.fixture(scope="module")
 def batch(tiny_gpt2, builtin_task):
-    return TextProblem(tiny_gpt2, builtin_task, shots=2).batch("icl", "test", 5)
+    return TextProblem(tiny_gpt2, builtin_task, shots=2).batch("icl", "test", 8)  # row 7 is one token longer
 
 
 def test_prefix_in_one_chunk_and_without_mask(tiny_gpt2, batch):
     reference = final_logits(tiny_gpt2, batch.tokens, batch.attention_mask)
     one_chunk = build_prefixes(tiny_gpt2, batch.tokens, batch.attention_mask, chunk_size=64)  # a single part
-    assert len(one_chunk) == 5 and torch.allclose(one_chunk.run(), reference, atol=1e-4)
+    assert len(one_chunk) == 8 and torch.allclose(one_chunk.run(), reference, atol=1e-4)
     unpadded = batch.tokens[:1, batch.attention_mask[0].bool()]
     no_mask = build_prefixes(tiny_gpt2, unpadded, None)
     assert torch.allclose(no_mask.run(), final_logits(tiny_gpt2, unpadded), atol=1e-4)
@@ -51,7 +51,7 @@ def test_patch_head_zero_and_range(tiny_gpt2, batch):
 def test_final_token_resid_and_mean_activations_match_run_with_cache(tiny_gpt2, batch):
     with torch.no_grad():
         _, cache = tiny_gpt2.run_with_cache(batch.tokens, attention_mask=batch.attention_mask)
-    resid = final_token_resid(tiny_gpt2, batch.tokens, batch.attention_mask, batch_size=2)  # 3 batches
+    resid = final_token_resid(tiny_gpt2, batch.tokens, batch.attention_mask, batch_size=3)  # 3 batches
     for l in range(tiny_gpt2.cfg.n_layers):
         assert torch.allclose(resid[:, l], cache[f"blocks.{l}.hook_resid_post"][:, -1], atol=1e-5)
     acts = mean_head_activations(tiny_gpt2, batch, batch_size=2)
@@ -85,3 +85,22 @@ def test_evaluation_boundaries():
         r.accuracy  # noqa: B018
     assert r.ci_method == "mean ± 1.96 SE" and Result("accuracy", [1.0]).ci_method == "Wilson score 95%"
     assert "error 1" in repr(r) and r.higher_is_better is False
+
+
+def test_intervention_errors_name_the_problem(tiny_gpt2):
+    from interp.interventions import add_vectors
+
+    v = torch.zeros(tiny_gpt2.cfg.d_model)
+    with pytest.raises(InterventionError, match="hook must be one of .*got 'nope'"):
+        add_vectors(tiny_gpt2, {0: v}, hook="nope")
+    with pytest.raises(InterventionError, match="size 7 in its last dimension .* was it computed on another model"):
+        add_vectors(tiny_gpt2, {0: torch.zeros(7)})
+
+
+def test_reference_path_respects_left_padding(tiny_gpt2, batch):
+    """A left-padded row scores as the same prompt run alone (the mask reaches the model)."""
+    assert not batch.attention_mask[:, 0].all()  # some rows are padded
+    padded = final_logits(tiny_gpt2, batch.tokens, batch.attention_mask)
+    for i in range(len(batch)):
+        alone = final_logits(tiny_gpt2, batch.tokens[i : i + 1, batch.attention_mask[i].bool()])
+        assert torch.allclose(padded[i], alone[0], atol=1e-4)
