@@ -633,14 +633,27 @@ def _load_transformer_lens_pretrained(name: str, process_weights: bool, dtype, *
     return model
 
 
-def model_fingerprint(model: HookedTransformer) -> str:
-    """A short hash of the architecture + a weight sample: vectors fitted on one model refuse another."""
+def model_fingerprint(model: HookedTransformer, samples_per_tensor: int = 1024) -> str:
+    """A short hash of the architecture and of a strided sample of *every* weight tensor.
+
+    Vectors fitted on one model refuse another: two models with the same config but different weights
+    (another seed, a fine-tune) differ in the sampled values of every trained tensor. Each tensor
+    contributes its name, shape and ``samples_per_tensor`` values at an even stride over its flattened
+    entries, rounded to bfloat16 so that the same weights in float32, float16 or bfloat16, on any device,
+    give the same fingerprint.
+    """
     import hashlib
 
     cfg = model.cfg
     parts = [cfg.model_name, cfg.n_layers, cfg.n_heads, cfg.d_model, cfg.d_head, cfg.d_vocab, cfg.n_key_value_heads]
     h = hashlib.sha256(json.dumps([str(p) for p in parts]).encode())
     with torch.no_grad():
-        sample = model.blocks[0].attn.W_O.flatten()[:64].double().cpu().numpy().round(5).tobytes()
-    h.update(sample)
+        for name, tensor in sorted(model.state_dict().items()):
+            if not tensor.is_floating_point() or tensor.numel() == 0:
+                continue  # masks / index buffers are not weights
+            flat = tensor.reshape(-1)
+            stride = max(1, flat.numel() // samples_per_tensor)
+            sample = flat[::stride][:samples_per_tensor].to(torch.bfloat16).to(torch.float32).cpu()
+            h.update(f"{name}:{tuple(tensor.shape)}".encode())
+            h.update(sample.numpy().tobytes())
     return h.hexdigest()[:16]

@@ -215,11 +215,20 @@ def test_layer_sweep(fitted):
     sweep = df[df.kind == "sweep"]
     assert len(sweep) == (2 * n_layers + 1) * 2  # FV + TV at every layer, one single-layer LTV; two settings
     assert set(df[df.kind == "reference"].method) == {"LTV (all layers)", "ICL (clean)", "none"}
-    assert (
-        (df.ci_low <= df.accuracy + 1e-9).all()
-        and (df.accuracy <= df.ci_high + 1e-9).all()
-        and (df.n == 6).all()
-    )
+    assert (df.n == 6).all()
+    # the bare-model reference rows from an independent full forward pass on the same test prompts
+    for setting in ("zero-shot", "shuffled"):
+        batch = p.batch(setting, "test", 6)
+        with torch.no_grad():
+            _, cache = p.model.run_with_cache(batch.tokens, attention_mask=batch.attention_mask)
+            logits = p.model.unembed(p.model.ln_final(cache[f"blocks.{n_layers - 1}.hook_resid_post"][:, -1:]))[:, -1]
+        correct = int((logits.argmax(-1) == batch.target_ids).sum())
+        row = df[(df.kind == "reference") & (df.method == "none") & (df.setting == setting)].iloc[0]
+        assert row.accuracy == correct / 6
+        # Wilson interval: published closed form for k successes of 6
+        z = 1.96
+        centre, half = (correct + z**2 / 2) / (6 + z**2), z * np.sqrt(correct * (6 - correct) / 6 + z**2 / 4) / (6 + z**2)
+        assert (row.ci_low, row.ci_high) == pytest.approx((max(0, centre - half), min(1, centre + half)))
     fig, same = plot_layer_sweep(df)
     assert same is df and "injection layer" in _axis_titles(fig)
     assert any("test accuracy" in (t or "") for t in _axis_titles(fig))
@@ -318,13 +327,27 @@ def test_geometry(fitted):
         plot_cosine_similarity({("LTV", "a"): vecs["LTV"]})
 
 
-def test_fit_tv_per_prompt_matches_library(fitted):
+def test_fit_tv_per_prompt_from_definition(fitted):
+    """The per-prompt TV sources from their definition: ``hook_resid_post`` at the final token of the dummy-query
+    demonstration prompts (train split), one full ``run_with_cache`` each; the TV is their mean at its layer."""
     from analyses.main import fit_tv_per_prompt
     from interp.vectors import TVConfig
 
-    tv, per_prompt = fit_tv_per_prompt(fitted["problem"], TVConfig(n_source=4, n_valid=4))
-    assert per_prompt.shape[0] == 4 and torch.allclose(per_prompt.mean(0), fitted["tv"].hidden, atol=1e-5)
-    assert tv.layer == fitted["tv"].layer
+    problem = fitted["problem"]
+    model = problem.model
+    tv, per_prompt = fit_tv_per_prompt(problem, TVConfig(n_source=4, n_valid=4))
+    batch = problem.batch("dummy", "train", 4)
+    assert all(t.rstrip().endswith("A:") for t in batch.texts)
+    expected = torch.zeros(4, model.cfg.n_layers, model.cfg.d_model)
+    with torch.no_grad():
+        for i in range(4):  # one prompt at a time, no padding at all
+            tokens = batch.tokens[i : i + 1, batch.attention_mask[i].bool()]
+            _, cache = model.run_with_cache(tokens)
+            for l in range(model.cfg.n_layers):
+                expected[i, l] = cache[f"blocks.{l}.hook_resid_post"][0, -1]
+    assert torch.allclose(per_prompt, expected, atol=1e-4)
+    assert torch.allclose(tv.hidden, expected.mean(0), atol=1e-4)
+    assert 0 <= tv.layer < model.cfg.n_layers
 
 
 # ----------------------------------------------------------------------------------------------- main job

@@ -45,12 +45,24 @@ def test_notebooks_exist_and_have_no_stale_outputs():
                 assert cell.outputs == [] and cell.execution_count is None, f"{path.name} has stale outputs"
 
 
+def _all_output_text(book) -> str:
+    parts = []
+    for cell in book.cells:
+        for out in cell.get("outputs", []) if cell.cell_type == "code" else []:
+            parts.append(out.get("text", ""))
+            parts.extend(str(v) for v in out.get("data", {}).values())
+    return "\n".join(parts)
+
+
 @pytest.mark.parametrize("name", ["01_quickstart.ipynb", "02_patching.ipynb"])
 def test_text_notebooks_run_on_tiny_model(name):
     book = _execute(
         NOTEBOOKS / name, {"INTERP_NOTEBOOK_MODEL": "tiny-gpt2", "INTERP_NUM_THREADS": "1"}, timeout=120
     )
     assert any(c.get("outputs") for c in book.cells if c.cell_type == "code")
+    if name == "01_quickstart.ipynb":
+        text = _all_output_text(book)
+        assert "paired" in text and "diff" in text  # the paired comparison table was displayed
 
 
 @pytest.mark.slow
@@ -58,12 +70,9 @@ def test_text_notebooks_run_on_tiny_model(name):
 @pytest.mark.parametrize("path", ALL, ids=[p.stem for p in ALL])
 def test_notebook_runs_on_default_model(path):
     """Top to bottom on SmolLM2 (and the shipped regression checkpoint), as a reader would run it."""
+    # nbclient raises CellExecutionError on the first failing cell, so reaching here means no cell failed;
+    # check instead that the notebook produced what it is for
     book = _execute(path, {"INTERP_NOTEBOOK_MODEL": "smollm2-135m", "INTERP_NUM_THREADS": "1"}, timeout=300)
-    errors = [
-        o
-        for c in book.cells
-        if c.cell_type == "code"
-        for o in c.get("outputs", [])
-        if o.get("output_type") == "error"
-    ]
-    assert not errors
+    text = _all_output_text(book)
+    if path.name == "01_quickstart.ipynb":
+        assert "paired" in text and "LTV" in text and "random-θ" in text

@@ -49,7 +49,11 @@ def test_ltv_and_fv_on_regression(tiny_regressor):
     fv = fit_fv(problem, FVConfig(top_k=2, n_mean=16, n_cie=4, n_valid=16), progress=False)
     assert fv.cie.shape == (2, 2) and len(fv.top_heads()) == 2
     res = ltv.evaluate(problem, "long", n=8)
-    assert res.n == 8 and res.error >= 0 and res.ci[0] <= res.error <= res.ci[1]
+    batch = problem.batch("long", "test", 8)
+    with torch.no_grad():
+        out = final_logits(tiny_regressor, batch.inputs, batch.attention_mask, ltv.hooks(tiny_regressor))
+    expected = ((out[:, 0] - batch.targets) ** 2 / 3).tolist()  # normalised squared error, d = 3
+    assert res.n == 8 and res.errors == pytest.approx(expected, rel=1e-4, abs=1e-6)
 
 
 def test_length_experiment_schema(tiny_regressor):

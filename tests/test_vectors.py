@@ -7,9 +7,9 @@ import json
 import pytest
 import torch
 
-from interp.activations import head_activations
 from interp.cli import main
 from interp.engine import final_logits
+from interp.activations import head_activations
 from interp.interventions import patch_head
 from interp.problems import TextProblem
 from interp.vectors import (
@@ -24,17 +24,47 @@ def problem(tiny_model, builtin_task):
     return TextProblem(tiny_model, builtin_task, shots=3)
 
 
-def test_ltv_learns_and_reports(problem):
-    vec = fit("ltv", problem, LTVConfig(**{**SMALL_LTV.to_dict(), "lr": 0.2, "steps": 30, "patience": 50}), progress=False)
-    curve = vec.meta["training"]["curve"]
-    assert curve[0]["step"] == 0 and curve[-1]["step"] == 30
-    # training reduces the (train) loss; the selected θ is the one with the best valid loss
-    assert min(c["valid_loss"] for c in curve) == vec.meta["training"]["best_valid_loss"]
-    assert vec.theta.shape == (problem.model.cfg.n_layers, problem.model.cfg.n_heads)
-    if vec.meta["training"]["best_step"] > 0:
-        assert vec.theta.abs().sum() > 0
+def _clean_cache(model, batch):
+    """``run_with_cache`` of whole clean prompts: the reference every basis is defined on."""
+    with torch.no_grad():
+        _, cache = model.run_with_cache(batch.tokens, attention_mask=batch.attention_mask)
+    return cache
+
+
+def _constant_answer_problem(model, shots=2):
+    """Every query's answer is " yes": a task a frozen random model can be steered to, so learning is visible."""
+    from interp.tasks import Pair, Task, load_task
+
+    pairs = [Pair(p.input, "yes") for p in load_task("builtin:antonym").pairs]
+    return TextProblem(model, Task("constant-yes", pairs, "test"), shots=shots)
+
+
+def test_ltv_valid_loss_falls(tiny_model):
+    """The LTV's loss on the held-out *valid* prompts falls to at most 0.85x its value at θ = 0 within 20
+    steps, the returned θ reproduces the best valid loss by full forward passes, and a random θ of the
+    same norm does worse."""
+    problem = _constant_answer_problem(tiny_model)
+    cfg = LTVConfig(steps=20, n_train=16, n_valid=8, n_mean=8, batch_size=8, eval_every=10, lr=1.0, patience=50)
+    vec = fit("ltv", problem, cfg, progress=False)
+    training = vec.meta["training"]
+    curve = training["curve"]
+    assert [c["step"] for c in curve] == [0, 10, 20]
+    assert training["best_valid_loss"] <= 0.85 * curve[0]["valid_loss"]
+
+    def valid_loss(v) -> float:
+        logits, targets = [], []
+        for setting in ("shuffled", "zero-shot"):
+            batch = problem.batch(setting, "valid", cfg.n_valid)
+            with torch.no_grad():
+                logits.append(final_logits(problem.model, batch.tokens, batch.attention_mask, v.hooks(problem.model)))
+            targets.append(batch.target_ids)
+        return torch.nn.functional.cross_entropy(torch.cat(logits), torch.cat(targets)).item()
+
+    assert valid_loss(vec) == pytest.approx(training["best_valid_loss"], rel=1e-4)
     control = vec.random_control(seed=1)
     assert torch.allclose(control.theta.norm(), vec.theta.norm(), atol=1e-5)
+    assert valid_loss(control) > training["best_valid_loss"]
+    assert vec.theta.shape == (problem.model.cfg.n_layers, problem.model.cfg.n_heads)
     for setting in ("zero-shot", "shuffled"):
         r = vec.evaluate(problem, setting, n=8)
         assert r.n == 8 and r.method == "LTV"
@@ -44,17 +74,31 @@ def test_ltv_vector_is_weighted_head_sum(problem):
     vec = fit("ltv", problem, SMALL_LTV, progress=False)
     theta = torch.randn_like(vec.theta)
     vec.tensors["theta"] = theta
-    batch = problem.batch("icl", "train", SMALL_LTV.n_mean)
-    a_mean = head_activations(problem.model, batch.inputs, batch.attention_mask).mean_contributions
-    expected = (theta[..., None] * a_mean).sum(1)
+    model = problem.model
+    cache = _clean_cache(model, problem.batch("icl", "train", SMALL_LTV.n_mean))
+    expected = torch.zeros(model.cfg.n_layers, model.cfg.d_model)
+    for l in range(model.cfg.n_layers):
+        W_O = model.blocks[l].attn.W_O  # [head, d_head, d_model]
+        z = cache[f"blocks.{l}.attn.hook_z"][:, -1]  # [batch, head, d_head]
+        for h in range(model.cfg.n_heads):
+            expected[l] += theta[l, h] * (z[:, h] @ W_O[h]).mean(0)
     assert torch.allclose(vec.layer_vectors(), expected, atol=1e-5)
 
 
 def test_chunks_basis_reproduces_reference(problem):
-    vec = fit("ltv", problem, LTVConfig(**{**SMALL_LTV.to_dict(), "basis": "chunks", "steps": 2}), progress=False)
-    basis = vec.basis[0]  # [L, H, d]: head h owns one slice of the residual, together they sum to attn_out
-    width = problem.model.cfg.d_model // problem.model.cfg.n_heads
-    assert (basis[:, 1, :width] == 0).all() and (basis[:, 0, width:] == 0).all()
+    """The reference code's basis, from its definition: the mean of ``hook_attn_out`` at the final token over
+    the clean train prompts, cut into H equal slices of the residual, head h owning slice h."""
+    cfg = LTVConfig(**{**SMALL_LTV.to_dict(), "basis": "chunks", "steps": 2})
+    vec = fit("ltv", problem, cfg, progress=False)
+    model = problem.model
+    cache = _clean_cache(model, problem.batch("icl", "train", cfg.n_mean))
+    width = model.cfg.d_model // model.cfg.n_heads
+    expected = torch.zeros(model.cfg.n_layers, model.cfg.n_heads, model.cfg.d_model)
+    for l in range(model.cfg.n_layers):
+        attn_out = cache[f"blocks.{l}.hook_attn_out"][:, -1].mean(0)
+        for h in range(model.cfg.n_heads):
+            expected[l, h, h * width : (h + 1) * width] = attn_out[h * width : (h + 1) * width]
+    assert expected.abs().sum() > 0 and torch.allclose(vec.basis[0], expected, atol=1e-5)
 
 
 def test_ltv_nan_loss_stops_and_keeps_best(problem, monkeypatch):
@@ -116,20 +160,61 @@ def test_cie_matches_one_full_forward_per_head(problem):
 
 
 def test_fv_and_tv(problem):
-    n_heads_total = problem.model.cfg.n_layers * problem.model.cfg.n_heads
-    fv = fit("fv", problem, FVConfig(top_k=3, n_mean=8, n_cie=4, n_valid=8), progress=False)
-    assert len(fv.top_heads()) == 3 and set(fv.meta["layer_sweep"]) == {"0", "1"}
-    top = fv.top_heads()
-    assert torch.allclose(fv.vector, sum(fv.tensors["head_means"][l, h] for l, h in top), atol=1e-6)
-    assert fv.cie.flatten().argsort(descending=True)[0] == top[0][0] * problem.model.cfg.n_heads + top[0][1]
+    """The FV from its definition: causal indirect effects by one full forward per head (z at the final token
+    set to its clean mean), the top-k heads' mean outputs z @ W_O summed, added at the FV's layer."""
+    model = problem.model
+    cfg = FVConfig(top_k=3, n_mean=8, n_cie=4, n_valid=8)
+    fv = fit("fv", problem, cfg, progress=False)
+    n_layers, n_heads = model.cfg.n_layers, model.cfg.n_heads
+    cache = _clean_cache(model, problem.batch("icl", "train", cfg.n_mean))
+    mean_z = torch.stack([cache[f"blocks.{l}.attn.hook_z"][:, -1].mean(0) for l in range(n_layers)])
+    batch = problem.batch("shuffled", "train", cfg.n_cie)
+    rows = torch.arange(len(batch))
+
+    def p_target(hooks=()):
+        with torch.no_grad():
+            logits = final_logits(model, batch.tokens, batch.attention_mask, hooks)
+        return logits.softmax(-1)[rows, batch.target_ids]
+
+    base = p_target()
+    cie = torch.zeros(n_layers, n_heads)
+    for l in range(n_layers):
+        for h in range(n_heads):
+
+            def patch(z, hook, h=h, l=l):
+                z[:, -1, h] = mean_z[l, h]
+                return z
+
+            cie[l, h] = (p_target([(f"blocks.{l}.attn.hook_z", patch)]) - base).mean()
+    assert torch.allclose(fv.cie, cie, atol=1e-6)
+    top = [divmod(int(i), n_heads) for i in cie.flatten().argsort(descending=True)[:3]]
+    assert sorted(fv.top_heads()) == sorted(top)
+    expected = sum(mean_z[l, h] @ model.blocks[l].attn.W_O[h] for l, h in top)
+    assert torch.allclose(fv.vector, expected, atol=1e-5)
+    assert set(fv.meta["layer_sweep"]) == {"0", "1"}
+    # applying it = adding the vector to blocks.{layer}.hook_resid_post at the final token
+    zs = problem.batch("zero-shot", "test", 6)
+
+    def add(resid, hook):
+        resid[:, -1] += expected
+        return resid
+
+    with torch.no_grad():
+        manual = final_logits(model, zs.tokens, zs.attention_mask, [(f"blocks.{fv.layer}.hook_resid_post", add)])
+    assert fv.evaluate(problem, "zero-shot", n=6).correct == (manual.argmax(-1) == zs.target_ids).tolist()
     with pytest.raises(VectorError, match="top_k"):
-        fit("fv", problem, FVConfig(top_k=n_heads_total + 1), progress=False)
+        fit("fv", problem, FVConfig(top_k=n_layers * n_heads + 1), progress=False)
     # the sweep (run_from each candidate layer) equals evaluating the vector at that layer in full
     for layer, value in fv.meta["layer_sweep"].items():
         assert abs(fv.at_layer(int(layer)).valid_metric(problem, problem.corruptions, 8) - value) < 1e-9
     tv = fit("tv", problem, TVConfig(n_source=8, n_valid=8), progress=False)
-    assert tv.hidden.shape == (problem.model.cfg.n_layers, problem.model.cfg.d_model)
+    assert tv.hidden.shape == (n_layers, model.cfg.d_model)
     assert tv.evaluate(problem, "zero-shot", n=8).n == 8
+    with pytest.raises(VectorError, match="has no .heads"):
+        tv.heads()
+    heads = fv.heads()
+    assert len(heads) == n_layers * n_heads and heads.in_vector.sum() == 3
+    assert sorted(zip(heads[heads.in_vector]["layer"], heads[heads.in_vector]["head"])) == sorted(top)
 
 
 @pytest.mark.parametrize("method", ["ltv", "fv", "tv"])
@@ -179,6 +264,27 @@ def test_multitask_ltv(tiny_gpt2):
     with pytest.raises(VectorError, match="say which task"):
         vec.hooks(tiny_gpt2)
     assert vec.for_task("capitalize").evaluate(problems[1], "zero-shot", n=4).n == 4
+    heads = vec.heads()
+    assert len(heads) == 2 * tiny_gpt2.cfg.n_layers * tiny_gpt2.cfg.n_heads and set(heads.task) == {"antonym", "capitalize"}
+    one = heads[(heads["task"] == "capitalize") & (heads["layer"] == 1) & (heads["head"] == 2)].iloc[0]
+    assert one["score"] == pytest.approx(abs(float(vec.theta[1, 2])) * float(vec.basis[1, 1, 2].norm()), rel=1e-5)
+    with pytest.raises(VectorError, match="same task twice"):
+        fit_ltv([problems[0], problems[0]], SMALL_LTV, progress=False)
+
+
+def test_ltv_refuses_clean_corruptions_and_corrupt_state(problem, tmp_path):
+    for clean in ("icl", "dummy"):
+        with pytest.raises(ValueError, match=f"corruption '{clean}' is a clean setting"):
+            fit_ltv(problem, LTVConfig(**{**SMALL_LTV.to_dict(), "corruptions": (clean,)}), progress=False)
+    cfg = LTVConfig(**{**SMALL_LTV.to_dict(), "steps": 4, "checkpoint_every": 2})
+    fit_ltv(problem, cfg, checkpoint_dir=tmp_path, progress=False)
+    state = tmp_path / "ltv_state.json"
+    state.write_text(state.read_text()[:40])
+    with pytest.raises(VectorError, match="ltv_state.json is truncated or corrupt .*fit without --resume"):
+        fit_ltv(problem, cfg, checkpoint_dir=tmp_path, resume=True, progress=False)
+    state.write_text("[1, 2]")
+    with pytest.raises(VectorError, match="truncated or corrupt"):
+        fit_ltv(problem, cfg, checkpoint_dir=tmp_path, resume=True, progress=False)
 
 
 def test_cli_fit_and_eval(tmp_path, capsys):

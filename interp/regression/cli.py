@@ -92,7 +92,7 @@ def _eval_with_vector(model, args) -> dict:
         else:
             batch, prefix = problem.prefix(f"k={k - 1}", "test", args.n)
             out = run_prefix(prefix, lambda idx: hooks, rows_per_call=256)
-            problem._prefixes.clear()
+            problem.forget(f"k={k - 1}", "test", args.n)  # one length at a time: bounded memory
         errors = problem.row_metric(out, batch.targets).tolist()
         per_k.append(errors)
         curve.append(mean_ci(errors)[0])

@@ -24,13 +24,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from jaxtyping import Float, Int
 from torch import Tensor
 
-from interp.evaluation import mean_ci
+from interp.evaluation import RegressionResult, Result  # noqa: F401  (RegressionResult: former name)
 from interp.problems import Problem
 from interp.regression.functions import get_shift, sample_task
 from interp.regression.model import query_prompt
@@ -61,38 +60,7 @@ class RegressionBatch:
         )
 
 
-@dataclass
-class RegressionResult:
-    """Normalised squared error of one (setting, method) cell, with a 95% CI of the mean."""
-
-    setting: str
-    method: str
-    errors: list[float]
-    meta: dict = field(default_factory=dict)
-
-    @property
-    def n(self) -> int:
-        return len(self.errors)
-
-    @property
-    def error(self) -> float:
-        return float(np.mean(self.errors))
-
-    @property
-    def ci(self) -> tuple[float, float]:
-        _, low, high = mean_ci(self.errors)
-        return low, high
-
-    def to_dict(self) -> dict:
-        low, high = self.ci
-        return {"setting": self.setting, "method": self.method, "n": self.n, "error": self.error, "ci_low": low, "ci_high": high}
-
-    def summary(self) -> str:
-        low, high = self.ci
-        return f"{self.setting:<10} {self.method:<14} error {self.error:.4f} [{low:.4f}, {high:.4f}]  n={self.n}"
-
-
-@dataclass
+@dataclass(repr=False)
 class RegressionProblem(Problem):
     """Prompts, loss and metric for a `RegressionTransformer` (see the module docstring)."""
 
@@ -102,8 +70,6 @@ class RegressionProblem(Problem):
     huber_delta: float = 1.0
     corruptions: tuple[str, ...] = ("long",)
     metric: str = "error"
-    _batches: dict = field(default_factory=dict, repr=False)
-    _prefixes: dict = field(default_factory=dict, repr=False)
 
     @classmethod
     def for_model(cls, model, shift: str | None = None, seed: int = 0) -> "RegressionProblem":
@@ -126,6 +92,8 @@ class RegressionProblem(Problem):
         if setting == "long":
             return torch.randint(T, 2 * T, (n,), generator=gen)
         if setting.startswith("k="):
+            if not setting[2:].isdigit():
+                raise ValueError(f"setting {setting!r}: k=N needs a non-negative integer N of demonstrations, e.g. k=10")
             k = int(setting[2:])
             max_k = (self.model.cfg.n_ctx - 1) // 2
             if not 0 <= k <= max_k:
@@ -175,9 +143,12 @@ class RegressionProblem(Problem):
     def cie_quantity(self, outputs: Tensor, targets: Tensor) -> Tensor:
         return -((outputs[:, 0] - targets) ** 2)
 
-    def result(self, outputs: Tensor, batch: RegressionBatch, method: str, meta: dict | None = None) -> RegressionResult:
-        errors = self.row_metric(outputs.detach(), batch.targets).tolist()
-        return RegressionResult(batch.setting, method, errors, {**batch.meta, **(meta or {})})
+    def result(self, outputs: Tensor, batch: RegressionBatch, method: str, meta: dict | None = None) -> Result:
+        errors = self.row_metric(outputs.detach(), batch.targets.to(outputs.device)).tolist()
+        return Result.from_errors(errors, batch.setting, method, {**batch.meta, **(meta or {})})
+
+    def _repr_fields(self) -> str:
+        return f"name={self.name!r}, shift={self.shift!r}, seed={self.seed}"
 
     def describe(self) -> dict:
         cfg = self.model.regression_config

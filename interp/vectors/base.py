@@ -2,7 +2,8 @@
 
     vec = fit("ltv" | "fv" | "tv", problem, config)     # -> a TaskVector subclass
     vec.hooks(model)                                    # TransformerLens hooks that apply it at the final token
-    vec.evaluate(problem, "zero-shot")                  # labelled result with 95% CIs (test split by default)
+    vec.evaluate(problem, "zero-shot")                  # an interp.evaluation.Result (test split by default)
+    vec.heads()                                         # tidy per-head DataFrame (LTV: θ and |θ|·‖ā‖; FV: CIE)
     vec.save("runs/antonym-ltv");  load_vector("runs/antonym-ltv", model)
 
 A saved vector is a directory with ``vector.safetensors`` (its tensors) and ``meta.json`` (method, model
@@ -56,9 +57,61 @@ class TaskVector(ABC):
         return batch, run_prefix(prefix, lambda idx: hooks)
 
     def evaluate(self, problem: Problem, setting: str, split: str = "test", n: int | None = 100, seed: int = 0):
-        """Score the vector on ``problem`` in ``setting`` (``zero-shot`` / ``shuffled`` / ...)."""
-        batch, out = self.outputs(problem, setting, split, n, seed)
-        return problem.result(out, batch, method=self.label, meta={"vector": self.summary()})
+        """Score the vector on ``problem`` in ``setting`` (``zero-shot`` / ``shuffled`` / ...): an
+        `interp.evaluation.Result`, on exactly the prompts ``interp.evaluate(problem, "none", setting, ...)``
+        scores the bare model on."""
+        from interp.evaluation import evaluate
+
+        return evaluate(problem, self, setting, split=split, n=n, seed=seed)
+
+    def check_applicable(self, problem: Problem) -> None:
+        """Refuse a problem whose model has another shape than the one this vector was fitted on."""
+        cfg = problem.model.cfg
+        for key in ("n_layers", "n_heads", "d_model"):
+            if key in self.meta and self.meta[key] != getattr(cfg, key):
+                raise VectorError(
+                    f"this {self.label} was fitted on a model with {key}={self.meta[key]}, but the problem's model "
+                    f"has {key}={getattr(cfg, key)}; refit it on this model"
+                )
+
+    def heads(self):
+        """Per-head tidy DataFrame (one row per layer × head, and per task for a multi-task LTV).
+
+        LTV: ``theta`` (θ[l, h]), ``mean_norm`` (‖ā[l, h]‖), ``score`` (|θ|·‖ā‖, the size of what the head adds);
+        FV: ``cie`` (causal indirect effect), ``mean_norm``, ``in_vector`` (one of the top-k heads).
+
+        >>> import interp, torch
+        >>> vec = interp.vectors.LearnedTaskVector({"theta": torch.tensor([[1.0, -2.0]]),
+        ...                                         "basis": torch.ones(1, 1, 2, 4)}, {"task": "t"})
+        >>> vec.heads()[["layer", "head", "theta", "score"]].values.tolist()
+        [[0.0, 0.0, 1.0, 2.0], [0.0, 1.0, -2.0, 4.0]]
+        """
+        import pandas as pd
+
+        def frame(columns: dict[str, Tensor], **const) -> pd.DataFrame:
+            first = next(iter(columns.values()))
+            layers, heads = torch.meshgrid(torch.arange(first.shape[0]), torch.arange(first.shape[1]), indexing="ij")
+            data = {"layer": layers.flatten().numpy(), "head": heads.flatten().numpy()}
+            data.update({k: v.detach().float().cpu().flatten().numpy() for k, v in columns.items()})
+            return pd.DataFrame(data).assign(**const)
+
+        if "theta" in self.tensors:
+            theta, basis = self.tensors["theta"], self.tensors["basis"]
+            tasks = list(self.meta.get("tasks") or [self.meta.get("task", "?")])
+            parts = []
+            for i in range(basis.shape[0]):
+                norm = basis[i].norm(dim=-1)
+                parts.append(frame({"theta": theta, "mean_norm": norm, "score": theta.abs() * norm},
+                                   task=tasks[i] if i < len(tasks) else str(i)))  # fmt: skip
+            return pd.concat(parts, ignore_index=True)
+        if "cie" in self.tensors:
+            in_vector = torch.zeros_like(self.tensors["cie"], dtype=torch.bool)
+            for layer, head in self.meta.get("top_heads", []):
+                in_vector[layer, head] = True
+            norm = self.tensors["head_means"].norm(dim=-1)
+            df = frame({"cie": self.tensors["cie"], "mean_norm": norm}, task=self.meta.get("task", "?"))
+            return df.assign(in_vector=in_vector.flatten().numpy())
+        raise VectorError(f"a {self.label} is not a weighting of heads (it is one layer's hidden state); it has no .heads()")
 
     def valid_metric(self, problem: Problem, settings, n: int, hooks=None) -> float:
         """Mean reported metric over the valid split's corrupted prompts (for sweeps / selection)."""

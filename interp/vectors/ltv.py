@@ -227,7 +227,10 @@ def fit_ltv(
     cfg = config or LTVConfig()
     problems = [problems] if isinstance(problems, Problem) else list(problems)
     model = problems[0].model
-    corruptions = tuple(cfg.corruptions or problems[0].corruptions)
+    corruptions = problems[0].check_corruptions(cfg.corruptions or problems[0].corruptions)
+    names = [p.name for p in problems]
+    if len(set(names)) != len(names):
+        raise VectorError(f"a multi-task LTV got the same task twice ({', '.join(names)}); give each task once")
     torch.manual_seed(cfg.seed)
     model.requires_grad_(False)  # frozen model: only θ learns (also saves the parameter gradients)
 
@@ -356,7 +359,14 @@ def _save_checkpoint(path: Path, theta, best_theta, optimizer, state, cfg) -> No
 def _load_checkpoint(path: Path, theta, optimizer, cfg):
     from safetensors.torch import load_file
 
-    record = json.loads((path / "ltv_state.json").read_text())
+    try:
+        record = json.loads((path / "ltv_state.json").read_text())
+        record["config"], record["step"]  # noqa: B018  (a state without them is not ours)
+    except (json.JSONDecodeError, KeyError, TypeError) as err:
+        raise VectorError(
+            f"{path / 'ltv_state.json'} is truncated or corrupt ({type(err).__name__}: {err}); delete it to start "
+            "over, or fit without --resume into a new --out directory"
+        ) from None
     if record["config"] != cfg.to_dict():
         raise VectorError(
             f"the checkpoint in {path} was written with a different LTV config; "
