@@ -6,7 +6,8 @@ the trained length never receive gradient; the ``*_rotary`` / ``*_nope`` checkpo
 positional embedding) have no such rows. For each checkpoint this runs
 `interp.regression.experiments.run_length_experiment` (LTV, FV, random-θ, the reused-rows and last-T-points
 controls) and writes ``results/regression_positions/<checkpoint>.json``; ``claims`` then writes
-``results/regression_positions/claims.json`` (verdicts with 95% CIs) and ``table.md`` from those files::
+``results/regression_positions/claims.json`` (verdicts with 95% CIs) and ``table.md`` from those files, and
+draws the two figures into ``figures/`` (``interp figures`` redraws them too, from the same files)::
 
     python scripts/regression_positions.py run linear sparse_linear linear_rotary sparse_linear_rotary
     python scripts/regression_positions.py claims
@@ -36,7 +37,8 @@ def main(argv=None) -> int:
     r.add_argument("--quick", action="store_true")
     r.add_argument("--seed", type=int, default=0)
     r.add_argument("--force", action="store_true", help="recompute existing result files")
-    c = sub.add_parser("claims", help="write claims.json and table.md from the result files")
+    c = sub.add_parser("claims", help="write claims.json, table.md and the figures from the result files")
+    c.add_argument("--figures", default="figures", help="figure folder ('' to skip the figures)")
     for q in (r, c):
         q.add_argument("--out", default=str(OUT))
     a = p.parse_args(argv)
@@ -62,7 +64,15 @@ def main(argv=None) -> int:
             write_result(result, out)
             print(format_table(result) + f"\nwrote {path} ({time.time() - t0:.0f} s)\n", flush=True)
         return 0
-    from analyses.regression_positions import load_position_results, position_claims, position_table
+    from analyses.regression_positions import (
+        CURVES_FIGURE,
+        SUMMARY_FIGURE,
+        load_position_results,
+        plot_position_curves,
+        plot_position_summary,
+        position_claims,
+        position_table,
+    )
 
     records = load_position_results(out)
     if not records:
@@ -73,6 +83,14 @@ def main(argv=None) -> int:
     table = position_table(records)
     (out / "table.md").write_text(table + "\n")
     print(table)
+    if a.figures:
+        from analyses.common import FigureWriter
+
+        writer = FigureWriter(Path(a.figures))
+        writer.save(plot_position_curves(records)[0], CURVES_FIGURE, "regression past the trained length, per checkpoint")
+        writer.save(plot_position_summary(records)[0], SUMMARY_FIGURE, "error past the trained length, per checkpoint")
+        writer.flush()
+        print(f"figures: {', '.join(e['html'] for e in writer.written)} in {a.figures}/")
     for cl in claims:
         print(f"- {cl['claim']} [{cl['scope']}]: {cl['verdict']}")
     return 0
