@@ -49,6 +49,7 @@ WINDOW_CONTROL = "model, last T points only"
 METHODS = ["model", "model+LTV", "model+FV", "model+random-θ", POS_CONTROL, WINDOW_CONTROL]
 RANGES = {"beyond_1-1.5x": "1–1.5× trained length", "beyond_1.5-2x": "1.5–2× trained length"}
 _POSITIONS = {"standard": "learned absolute positions", "rotary": "rotary", "none": "no positional embedding"}
+_SHORT = {"standard": "learned pos.", "rotary": "rotary", "none": "NoPE"}
 _COLOURS = {"model": "#000000", "model+LTV": "#1f77b4", "model+FV": "#d62728", "model+random-θ": "#7f7f7f",
             POS_CONTROL: "#ff7f0e", WINDOW_CONTROL: "#9467bd"}  # fmt: skip
 
@@ -98,14 +99,16 @@ def plot_position_curves(records: list[dict]):
 def _range_frame(records: list[dict]) -> pd.DataFrame:
     rows = []
     for r in records:
+        short = f"{r['checkpoint']}<br>({_SHORT.get(r['positional_embedding_type'], r['positional_embedding_type'])})"
         for m in METHODS:
             s = r["summary"].get(m)
             if s is None:
                 continue
             for rk, rl in {"in_range": "in range (2d..T)", **RANGES}.items():
                 st = s["ranges"][rk]
-                rows.append({"checkpoint": r["checkpoint"], "label": position_label(r), "method": m, "range": rl,
-                             "mean": st["mean"], "ci_low": st["ci_low"], "ci_high": st["ci_high"], "n": st["n"]})  # fmt: skip
+                rows.append({"checkpoint": r["checkpoint"], "label": position_label(r), "short": short, "method": m,
+                             "range": rl, "mean": st["mean"], "ci_low": st["ci_low"], "ci_high": st["ci_high"],
+                             "n": st["n"]})  # fmt: skip
     return pd.DataFrame(rows)
 
 
@@ -124,15 +127,16 @@ def plot_position_summary(records: list[dict]):
             dm = d[d.method == m]
             if dm.empty:
                 continue
-            fig.add_trace(go.Bar(x=dm.label, y=dm["mean"], name=m, legendgroup=m, showlegend=c == 1,
+            fig.add_trace(go.Bar(x=dm.short, y=dm["mean"], name=m, legendgroup=m, showlegend=c == 1,
                                  marker_color=_COLOURS[m],
                                  error_y=dict(type="data", symmetric=False, array=dm.ci_high - dm["mean"],
                                               arrayminus=dm["mean"] - dm.ci_low),
                                  hovertemplate=m + ": %{y:.3g}<extra></extra>"), row=1, col=c)  # fmt: skip
         fig.update_yaxes(type="log", title_text="normalised squared error" if c == 1 else None, row=1, col=c)
+        fig.update_xaxes(tickangle=0, row=1, col=c)
     style(fig, "Error past the trained length: models with / without learned position rows (95% CIs)",
           height=560, width=1300)  # fmt: skip
-    fig.update_layout(barmode="group", legend=dict(orientation="h", y=-0.35, x=0))
+    fig.update_layout(barmode="group", legend=dict(orientation="h", y=-0.2, x=0))
     return fig, df
 
 

@@ -209,7 +209,9 @@ def test_figures_and_table_from_result_files(tmp_path):
     fig, df = plot_position_summary(records)
     got = df[(df.checkpoint == "linear_rotary") & (df.method == "model") & (df["range"] == "1.5–2× trained length")]
     assert got["mean"].iloc[0] == pytest.approx(1.0)
-    assert len(fig.data) == 2 * 6  # one bar trace per method and range
+    assert len(fig.data) == 2 * 6  # one bar trace per method and range, in both panels
+    assert sorted({t.xaxis for t in fig.data}) == ["x", "x2"]
+    assert set(df["range"]) == {"in range (2d..T)", "1–1.5× trained length", "1.5–2× trained length"}
     assert [len(t.x) for t in fig.data if t.name == POS_CONTROL] == [1, 1]  # no reused-rows bar for rotary
     table = position_table(records)
     assert "| linear_rotary (rotary) | model+LTV | 0.200" in table
