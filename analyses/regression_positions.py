@@ -35,10 +35,10 @@ from analyses.regression_curves import curves_frame, plot_regression_curves
 
 __all__ = [
     "load_position_results",
-    "position_label",
     "plot_position_curves",
     "plot_position_summary",
     "position_claims",
+    "position_label",
     "position_table",
 ]
 
@@ -66,7 +66,9 @@ def load_position_results(root: str | Path = "results/regression_positions") -> 
         try:
             rec = json.loads(path.read_text())
         except json.JSONDecodeError as err:
-            raise AnalysisError(f"{path} is not valid JSON ({err}); rerun scripts/regression_positions.py run") from None
+            raise AnalysisError(
+                f"{path} is not valid JSON ({err}); rerun scripts/regression_positions.py run"
+            ) from None
         if "summary" not in rec or "paired" not in rec or "curves" not in rec:
             raise AnalysisError(
                 f"{path} lacks 'summary' / 'paired' / 'curves': it was not written by "
@@ -87,10 +89,14 @@ def position_label(rec: dict) -> str:
 def plot_position_curves(records: list[dict]):
     """Error vs k, one panel per checkpoint (model, LTV, FV, random-θ, controls, least squares); ``(fig, df)``."""
     if not records:
-        raise AnalysisError("no regression-position results to plot (run scripts/regression_positions.py run ...)")
+        raise AnalysisError(
+            "no regression-position results to plot (run scripts/regression_positions.py run ...)"
+        )
     relabelled = [{**r, "function_class": position_label(r), "shift": None} for r in records]
     fig, df = plot_regression_curves(
-        relabelled, cols=2, title="Regression past the trained length, with and without learned position rows (95% bands)"
+        relabelled,
+        cols=2,
+        title="Regression past the trained length, with and without learned position rows (95% bands)",
     )
     fig.for_each_annotation(lambda a: a.update(text=a.text.replace(" — no shift", "")))
     return fig, df
@@ -116,7 +122,9 @@ def plot_position_summary(records: list[dict]):
     """Grouped bars: mean error past the trained length per checkpoint and method, 95% CI bars; ``(fig, df)``."""
     df = _range_frame(records)
     if df.empty:
-        raise AnalysisError("no regression-position results to plot (run scripts/regression_positions.py run ...)")
+        raise AnalysisError(
+            "no regression-position results to plot (run scripts/regression_positions.py run ...)"
+        )
     from plotly.subplots import make_subplots
 
     ranges = list(RANGES.values())
@@ -190,7 +198,9 @@ def position_claims(records: list[dict], figure: str = f"figures/{CURVES_FIGURE}
                     "points) past T has a 95% CI above 0",
         })  # fmt: skip
 
-        fv_fails = not _below(fv_m) or _below(ltv_fv)  # no significant gain, or significantly worse than the LTV
+        fv_fails = not _below(fv_m) or _below(
+            ltv_fv
+        )  # no significant gain, or significantly worse than the LTV
         fv_ev = {"model_beyond": _ci(s["model"]["ranges"]["beyond"]), "fv_beyond": _ci(fv["beyond"]),
                  "ltv_beyond": _ci(ltv["beyond"]), "fv_minus_model_beyond": _ci(fv_m),
                  "ltv_minus_fv_beyond": _ci(ltv_fv),
@@ -217,7 +227,10 @@ def position_claims(records: list[dict], figure: str = f"figures/{CURVES_FIGURE}
         if not degrades:
             verdict, why = "not supported", "the model alone does not degrade past T: nothing to restore"
         elif not helps:
-            verdict, why = "not supported", "the LTV does not lower the error below the model's and the random-θ control's"
+            verdict, why = (
+                "not supported",
+                "the LTV does not lower the error below the model's and the random-θ control's",
+            )
         elif ltv_pos is not None and _above(ltv_pos):
             verdict, why = "confounded", ("untrained position rows: reusing the trained rows (no vector) gives a "
                                           "lower error than the LTV")  # fmt: skip
@@ -249,11 +262,11 @@ def position_claims(records: list[dict], figure: str = f"figures/{CURVES_FIGURE}
                              "reused_rows_beyond_1.5-2x": _ci(pos["beyond_1.5-2x"]),
                              "reused_rows_minus_model_beyond": _ci(pos_m),
                              "ltv_minus_reused_rows_beyond": _ci(ltv_pos),
-                             "share_of_excess_error_removed": removed},  # fmt: skip
+                             "share_of_excess_error_removed": removed},
                 "figure": figure,
                 "rule": "supported iff reused rows − model CI is below 0 and the reuse removes > 50% of the model's "
                         "excess error past T over its in-range error",
-            })  # fmt: skip
+            })
     return claims
 
 
@@ -262,8 +275,15 @@ def position_table(records: list[dict]) -> str:
     df = _range_frame(records)
     lines = ["| checkpoint | method | in range (2d..T) | 1–1.5× T | 1.5–2× T |", "|---|---|---|---|---|"]
     for (label, m), d in df.groupby(["label", "method"], sort=False):
-        cells = {row["range"]: f"{row['mean']:.3f} [{row['ci_low']:.3f}, {row['ci_high']:.3f}]" for _, row in d.iterrows()}
-        lines.append(f"| {label} | {m} | " + " | ".join(cells.get(k, "–") for k in ["in range (2d..T)", *RANGES.values()]) + " |")
+        cells = {
+            row["range"]: f"{row['mean']:.3f} [{row['ci_low']:.3f}, {row['ci_high']:.3f}]"
+            for _, row in d.iterrows()
+        }
+        lines.append(
+            f"| {label} | {m} | "
+            + " | ".join(cells.get(k, "–") for k in ["in range (2d..T)", *RANGES.values()])
+            + " |"
+        )
     return "\n".join(lines)
 
 

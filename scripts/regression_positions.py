@@ -33,7 +33,11 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="command", required=True)
     r = sub.add_parser("run", help="run the length experiment on checkpoints")
-    r.add_argument("checkpoints", nargs="+", help="class names (shipped) or directory names under interp/regression/checkpoints")
+    r.add_argument(
+        "checkpoints",
+        nargs="+",
+        help="class names (shipped) or directory names under interp/regression/checkpoints",
+    )
     r.add_argument("--quick", action="store_true")
     r.add_argument("--seed", type=int, default=0)
     r.add_argument("--force", action="store_true", help="recompute existing result files")
@@ -46,7 +50,12 @@ def main(argv=None) -> int:
     torch.set_num_threads(1)
     out = Path(a.out)
     if a.command == "run":
-        from interp.regression.experiments import format_table, load_checkpoint, run_length_experiment, write_result
+        from interp.regression.experiments import (
+            format_table,
+            load_checkpoint,
+            run_length_experiment,
+            write_result,
+        )
 
         for name in a.checkpoints:
             try:
@@ -76,7 +85,10 @@ def main(argv=None) -> int:
 
     records = load_position_results(out)
     if not records:
-        print(f"error: no result files in {out}; run `python scripts/regression_positions.py run ...` first", file=sys.stderr)
+        print(
+            f"error: no result files in {out}; run `python scripts/regression_positions.py run ...` first",
+            file=sys.stderr,
+        )
         return 2
     claims = position_claims(records)
     (out / "claims.json").write_text(json.dumps(claims, indent=1, ensure_ascii=False) + "\n")
@@ -87,8 +99,14 @@ def main(argv=None) -> int:
         from analyses.common import FigureWriter
 
         writer = FigureWriter(Path(a.figures))
-        writer.save(plot_position_curves(records)[0], CURVES_FIGURE, "regression past the trained length, per checkpoint")
-        writer.save(plot_position_summary(records)[0], SUMMARY_FIGURE, "error past the trained length, per checkpoint")
+        writer.save(
+            plot_position_curves(records)[0],
+            CURVES_FIGURE,
+            "regression past the trained length, per checkpoint",
+        )
+        writer.save(
+            plot_position_summary(records)[0], SUMMARY_FIGURE, "error past the trained length, per checkpoint"
+        )
         writer.flush()
         print(f"figures: {', '.join(e['html'] for e in writer.written)} in {a.figures}/")
     for cl in claims:

@@ -9,8 +9,15 @@ import warnings
 
 import pytest
 import torch
+from transformer_lens import TransformerLensKeyValueCache
 
-from interp.regression import RegressionConfig, RegressionTransformer, load_regression_model, query_prompt, save_regression_model
+from interp.regression import (
+    RegressionConfig,
+    RegressionTransformer,
+    load_regression_model,
+    query_prompt,
+    save_regression_model,
+)
 from interp.regression.experiments import (
     POS_CONTROL,
     WINDOW_CONTROL,
@@ -20,7 +27,6 @@ from interp.regression.experiments import (
     summarise_errors,
 )
 from interp.regression.functions import sample_prompts
-from transformer_lens import TransformerLensKeyValueCache
 
 torch.set_num_threads(1)
 warnings.filterwarnings("ignore", category=DeprecationWarning)
@@ -29,7 +35,9 @@ D = 3
 
 
 def tiny(pe: str, n_layers: int = 2) -> RegressionTransformer:
-    cfg = RegressionConfig(n_dims=D, n_points=6, n_layers=n_layers, n_heads=2, d_model=16, positional_embedding_type=pe)
+    cfg = RegressionConfig(
+        n_dims=D, n_points=6, n_layers=n_layers, n_heads=2, d_model=16, positional_embedding_type=pe
+    )
     return RegressionTransformer(cfg).eval()
 
 
@@ -144,7 +152,9 @@ def _record(pe: str, rows: dict[str, tuple[float, float]]) -> dict:
     T, d, n = 20, 5, 40
     ks = list(range(1, 2 * T + 1))
     wobble = [0.01 * ((i % 5) - 2) for i in range(n)]
-    errors = {name: [[(lo if k <= T else hi) + w for w in wobble] for k in ks] for name, (lo, hi) in rows.items()}
+    errors = {
+        name: [[(lo if k <= T else hi) + w for w in wobble] for k in ks] for name, (lo, hi) in rows.items()
+    }
     pairs = [("model+LTV", "model"), ("model+FV", "model"), ("model+random-θ", "model"), ("model+LTV", "model+FV"),
              ("model+LTV", "model+random-θ"), ("model+LTV", POS_CONTROL), ("model+LTV", WINDOW_CONTROL),
              (POS_CONTROL, "model"), ("model", WINDOW_CONTROL)]  # fmt: skip
@@ -178,12 +188,19 @@ def test_verdicts_follow_the_rules():
                                "model+random-θ": (0.3, 0.9), WINDOW_CONTROL: (0.1, 0.12)})  # fmt: skip
     verdicts = {(c["checkpoint"], c["claim"].split(" (")[0].split(":")[0]): c["verdict"]
                 for c in position_claims([shipped, flat, clean])}  # fmt: skip
-    assert verdicts[("linear_standard", "LTV keeps regression error low past the trained length")] == "confounded"
+    assert (
+        verdicts[("linear_standard", "LTV keeps regression error low past the trained length")]
+        == "confounded"
+    )
     assert verdicts[("linear_standard", "Position-row reuse control")] == "supported"
     assert verdicts[("linear_standard", "FV fails on regression")] == "supported"
     assert verdicts[("linear_none", "The model alone degrades past the trained length")] == "not supported"
-    assert verdicts[("linear_none", "LTV keeps regression error low past the trained length")] == "not supported"
-    assert verdicts[("linear_rotary", "LTV keeps regression error low past the trained length")] == "supported"
+    assert (
+        verdicts[("linear_none", "LTV keeps regression error low past the trained length")] == "not supported"
+    )
+    assert (
+        verdicts[("linear_rotary", "LTV keeps regression error low past the trained length")] == "supported"
+    )
     assert verdicts[("linear_rotary", "FV fails on regression")] == "supported"
     assert ("linear_rotary", "Position-row reuse control") not in verdicts
 
@@ -207,7 +224,9 @@ def test_figures_and_table_from_result_files(tmp_path):
     fig, df = plot_position_curves(records)
     assert df["function_class"].nunique() == 2 and POS_CONTROL in set(df.curve)
     fig, df = plot_position_summary(records)
-    got = df[(df.checkpoint == "linear_rotary") & (df.method == "model") & (df["range"] == "1.5–2× trained length")]
+    got = df[
+        (df.checkpoint == "linear_rotary") & (df.method == "model") & (df["range"] == "1.5–2× trained length")
+    ]
     assert got["mean"].iloc[0] == pytest.approx(1.0)
     assert len(fig.data) == 2 * 6  # one bar trace per method and range, in both panels
     assert sorted({t.xaxis for t in fig.data}) == ["x", "x2"]
