@@ -12,7 +12,9 @@ Stages, each with its own progress bar, in the order they depend on each other:
    the shared task suite), else from the cells of stages 1–2 (this run's built-in tasks).
 7. **regression** — error curves from ``results/regression/*.json``; when there are none, from
    ``interp.regression.experiments.run_length_experiment`` if it exists, else from the shipped
-   checkpoints' own curves (no task vectors; the README says so).
+   checkpoints' own curves (no task vectors; the README says so). Then, from the committed
+   ``results/regression_positions/*.json`` (no computation): the same experiment on models with and without
+   learned position rows (`analyses.regression_positions`); skipped when there are none.
 
 Every expensive unit is cached under ``.cache/figures/<sha>.json`` keyed by everything it depends on
 (settings, model fingerprint, task content, stage code version), so a rerun with identical settings only
@@ -87,6 +89,8 @@ class FigureSettings:
     sweep_ltv_lr: float = 0.5  # a single layer's H weights need larger values than the all-layer θ (lr 0.05)
     top_k: int = 10
     regression_dir: str = "results/regression"
+    # the length experiment on models with / without learned position rows; None: beside regression_dir
+    regression_positions_dir: str | None = None
     regression_prompts: int = 300  # fallback curves of the shipped checkpoints
     comparison_path: str = "results/text_comparison.json"
     quick: bool = False
@@ -524,6 +528,34 @@ def stage_regression(run: FigureRun) -> dict | None:
     return {"source": source, "curves": df.to_dict("records")}
 
 
+def stage_regression_positions(run: FigureRun) -> dict | None:
+    """Regression without the position confound: drawn from committed results only (never retrains)."""
+    from analyses.regression_positions import (
+        SUMMARY_FIGURE,
+        CURVES_FIGURE,
+        load_position_results,
+        plot_position_curves,
+        plot_position_summary,
+        position_claims,
+    )
+
+    root = Path(run.s.regression_positions_dir or Path(run.s.regression_dir).parent / "regression_positions")
+    records = load_position_results(root)
+    if not records:
+        return None
+    source = f"`{root}/*.json` ({len(records)} checkpoints; scripts/regression_positions.py)"
+    fig, _ = plot_position_curves(records)
+    run.save(fig, CURVES_FIGURE,
+             "Regression past the trained length on models with learned absolute positions (the shipped checkpoints) "
+             "and without (rotary, no positional embedding): model, LTV, FV, random-θ, the reused-position-rows "
+             f"control (learned positions only) and the model on its last T points; source: {source}.")  # fmt: skip
+    fig, df = plot_position_summary(records)
+    run.save(fig, SUMMARY_FIGURE,
+             f"Mean error at 1–1.5× and 1.5–2× the trained length per checkpoint and method (95% CIs); source: {source}. "
+             "Verdicts: results/regression_positions/claims.json.")  # fmt: skip
+    return {"source": source, "ranges": df.to_dict("records"), "claims": position_claims(records)}
+
+
 def _regression_fallback(run: FigureRun) -> tuple[list[dict], str]:
     from analyses.regression_curves import shipped_checkpoint_curves
 
@@ -618,6 +650,7 @@ def run_figures(
         multi["cells"] if multi else []
     )
     run.results["regression"] = timed("regression", stage_regression, run)
+    run.results["regression_positions"] = timed("regression_positions", stage_regression_positions, run)
     t0 = time.perf_counter()
     run.writer.flush()
     run.timings["png_export"] = round(time.perf_counter() - t0, 1)

@@ -5,6 +5,11 @@ Example (the shipped linear checkpoint)::
     python scripts/train_regression.py --class linear --steps 20000 --max-minutes 22 \\
         --out interp/regression/checkpoints/linear
 
+and one without learned position rows (rotary attention; ``--positional-embedding none`` for NoPE)::
+
+    python scripts/train_regression.py --class linear --positional-embedding rotary --steps 8000 \\
+        --out interp/regression/checkpoints/linear_rotary
+
 Writes ``model.safetensors``, ``config.json`` (architecture + training settings + final evaluation),
 ``train_log.jsonl`` and ``eval_curve.json`` into ``--out``. Torch runs on one thread unless ``--threads``.
 """
@@ -16,7 +21,7 @@ import sys
 import warnings
 
 from interp.regression.functions import FUNCTION_CLASSES
-from interp.regression.model import RegressionConfig
+from interp.regression.model import POSITIONAL_EMBEDDING_TYPES, RegressionConfig
 from interp.regression.train import TrainConfig, train_regression_model
 
 
@@ -39,6 +44,12 @@ def main(argv=None) -> int:
     p.add_argument("--d-model", type=int, default=64)
     p.add_argument("--d-mlp", type=int, default=None)
     p.add_argument("--act-fn", default="gelu")
+    p.add_argument(
+        "--positional-embedding",
+        choices=POSITIONAL_EMBEDDING_TYPES,
+        default="standard",
+        help="standard: learned absolute rows (the shipped checkpoints); rotary; none (NoPE)",
+    )
     p.add_argument("--log-every", type=int, default=250)
     p.add_argument("--eval-prompts", type=int, default=1000)
     p.add_argument("--eval-seed", type=int, default=12345)
@@ -56,6 +67,7 @@ def main(argv=None) -> int:
         act_fn=a.act_fn,
         function_class=a.function_class,
         init_seed=a.seed,
+        positional_embedding_type=a.positional_embedding,
     )
     train_cfg = TrainConfig(
         steps=a.steps,

@@ -16,7 +16,25 @@ positions. ``run_length_experiment`` returns plain data (the schema the figures 
     {"function_class", "shift", "trained_length", "n_dims", "k": [...],
      "curves": {"model": {"mean", "low", "high"}, "model+LTV": ..., "model+FV": ..., "model+random-θ": ...,
                 "model, trained pos. rows reused": ..., "least_squares": ...},
-     "summary": {name: {"in_range_error", "beyond_error"}}, "settings": {...}, "wall_s": ...}
+     "summary": {name: {"in_range_error", "beyond_error",
+                        "ranges": {range: {"mean", "ci_low", "ci_high", "n"}}}},
+     "paired": {"A − B": {range: {"mean", "ci_low", "ci_high", "n"}}},
+     "settings": {...}, "wall_s": ...}
+
+Ranges (``k`` = prompt length in points, the query included): ``in_range`` ``2d <= k <= T``; ``beyond``
+``T < k <= 2T``; ``beyond_1-1.5x`` ``T < k <= 1.5T``; ``beyond_1.5-2x`` ``1.5T < k <= 2T``. Every curve is
+evaluated on the same test prompts, so ``paired`` differences (per prompt, then a 95% CI of the mean) compare
+methods more tightly than two separate intervals.
+
+The experiment runs on any checkpoint: a shipped class name (``"linear"``: learned absolute positions), a
+directory name under ``interp/regression/checkpoints`` (``"linear_rotary"``, ``"linear_nope"``: no position
+rows that training leaves untouched) or a path. Two controls say how much of a gain past ``T`` is about
+positions rather than the task:
+
+- ``model, trained pos. rows reused`` (learned absolute positions only): every never-trained ``W_pos`` row
+  replaced by the last trained row of the same parity;
+- ``model, last T points only`` (any model): past ``T`` the model sees only the last ``T - 1``
+  demonstrations and the query, i.e. a prompt of the trained length (a sliding window).
 """
 
 from __future__ import annotations
@@ -31,7 +49,8 @@ from interp.engine import final_logits
 from interp.evaluation import mean_ci
 from interp.problems import run_prefix
 from interp.regression.evaluation import baseline_predictions
-from interp.regression.io import load_regression_model
+from interp.regression.functions import FUNCTION_CLASSES
+from interp.regression.io import CHECKPOINT_DIR, load_regression_model
 from interp.regression.problem import RegressionProblem
 from interp.vectors import FVConfig, LTVConfig, fit_fv, fit_ltv
 
@@ -54,22 +73,78 @@ def _curve(errors_per_k: list[list[float]]) -> dict:
     return {"mean": [s[0] for s in stats], "low": [s[1] for s in stats], "high": [s[2] for s in stats]}
 
 
+POS_CONTROL = "model, trained pos. rows reused"
+WINDOW_CONTROL = "model, last T points only"
+
+
+def load_checkpoint(checkpoint: str | Path):
+    """A shipped class name (``"linear"``), a checkpoint directory name under ``interp/regression/checkpoints``
+    (``"linear_rotary"``) or a checkpoint path, loaded."""
+    if isinstance(checkpoint, str) and checkpoint not in FUNCTION_CLASSES and (CHECKPOINT_DIR / checkpoint).is_dir():
+        return load_regression_model(CHECKPOINT_DIR / checkpoint)
+    return load_regression_model(checkpoint)
+
+
+def length_ranges(T: int, d: int) -> dict[str, tuple[int, int]]:
+    """Inclusive ``k`` ranges (prompt length in points, the query included) of the summaries."""
+    return {
+        "in_range": (2 * d, T),
+        "beyond": (T + 1, 2 * T),
+        "beyond_1-1.5x": (T + 1, (3 * T) // 2),
+        "beyond_1.5-2x": ((3 * T) // 2 + 1, 2 * T),
+    }
+
+
+def _stat(values: list[float]) -> dict:
+    mean, low, high = mean_ci(values)
+    return {"mean": mean, "ci_low": low, "ci_high": high, "n": len(values)}
+
+
+def summarise_errors(errors: dict[str, list[list[float]]], ks: list[int], T: int, d: int, pairs) -> tuple[dict, dict]:
+    """Per-curve range summaries and paired differences ``A − B`` (same prompts) with 95% CIs."""
+    ranges = length_ranges(T, d)
+
+    def pooled(name: str, lo: int, hi: int) -> list[float]:
+        return [x for k, row in zip(ks, errors[name]) if lo <= k <= hi for x in row]
+
+    summary = {}
+    for name in errors:
+        r = {rn: _stat(pooled(name, lo, hi)) for rn, (lo, hi) in ranges.items()}
+        summary[name] = {"in_range_error": r["in_range"]["mean"], "beyond_error": r["beyond"]["mean"], "ranges": r}
+    paired = {}
+    for a, b in pairs:
+        if a in errors and b in errors:
+            paired[f"{a} − {b}"] = {
+                rn: _stat([x - y for x, y in zip(pooled(a, lo, hi), pooled(b, lo, hi))])
+                for rn, (lo, hi) in ranges.items()
+            }
+    return summary, paired
+
+
 def run_length_experiment(
-    function_class: str, shift: str | None = None, quick: bool = False, n_test: int | None = None, seed: int = 0,
+    checkpoint: str | Path, shift: str | None = None, quick: bool = False, n_test: int | None = None, seed: int = 0,
     model=None, progress: bool = False,
 ) -> dict:
+    """LTV / FV / random-θ / controls past the trained length on one checkpoint (see the module docstring).
+
+    ``checkpoint``: a shipped class name, a directory name under ``interp/regression/checkpoints`` or a path
+    (ignored when ``model`` is given)."""
     t0 = time.perf_counter()
-    model = model or load_regression_model(function_class)
+    model = model or load_checkpoint(checkpoint)
     model.requires_grad_(False)
+    rcfg = model.regression_config
     problem = RegressionProblem.for_model(model, shift=shift, seed=seed)
-    T, d = problem.trained_length, model.regression_config.n_dims
+    T, d = problem.trained_length, rcfg.n_dims
     ltv = fit_ltv(problem, regression_ltv_config(quick), progress=progress)
     fv = fit_fv(problem, regression_fv_config(quick), progress=progress)
     vectors = {"model+LTV": ltv, "model+FV": fv, "model+random-θ": ltv.random_control(seed)}
     n_test = n_test or (64 if quick else 256)
     ks = list(range(1, 2 * T + 1))  # prompt length in points, the query included (k - 1 demonstrations)
-    errors: dict[str, list[list[float]]] = {name: [] for name in ["model", *vectors, POS_CONTROL, "least_squares"]}
-    control_model = position_control(model)
+    # the reused-rows control exists only where there are learned position rows to reuse
+    controls = [POS_CONTROL] if rcfg.positional_embedding_type == "standard" else []
+    names = ["model", *vectors, *controls, WINDOW_CONTROL, "least_squares"]
+    errors: dict[str, list[list[float]]] = {name: [] for name in names}
+    control_model = position_control(model) if controls else None
     for k in ks:
         setting = f"k={k - 1}"
         if k == 1:  # a lone query has no prefix to freeze: run it whole
@@ -83,19 +158,28 @@ def run_length_experiment(
             else:
                 out = run_prefix(prefix, lambda idx, h=hooks: h, rows_per_call=256)
             errors[name].append(problem.row_metric(out, batch.targets).tolist())
-        with torch.no_grad():
-            out = final_logits(control_model, batch.inputs, batch.attention_mask)
-        errors[POS_CONTROL].append(problem.row_metric(out, batch.targets).tolist())
+        if control_model is not None:
+            with torch.no_grad():
+                out = final_logits(control_model, batch.inputs, batch.attention_mask)
+            errors[POS_CONTROL].append(problem.row_metric(out, batch.targets).tolist())
+        if k > T:  # the last T - 1 demonstrations and the query: a prompt of the trained length
+            keep = 2 * (T - 1) + 1
+            with torch.no_grad():
+                out = final_logits(model, batch.inputs[:, -keep:], batch.attention_mask[:, -keep:])
+            errors[WINDOW_CONTROL].append(problem.row_metric(out, batch.targets).tolist())
+        else:
+            errors[WINDOW_CONTROL].append(list(errors["model"][-1]))
         errors["least_squares"].append(_least_squares_errors(_demos(batch, k - 1, d), batch, d))
         problem._prefixes.pop((setting, "test", n_test, 0), None)
     curves = {name: _curve(e) for name, e in errors.items()}
-    summary = {}
-    for name, e in errors.items():
-        in_range = [x for k, row in zip(ks, e) if 2 * d <= k <= T for x in row]
-        beyond = [x for k, row in zip(ks, e) if T < k <= 2 * T for x in row]
-        summary[name] = {"in_range_error": mean_ci(in_range)[0], "beyond_error": mean_ci(beyond)[0]}
+    pairs = [("model+LTV", "model"), ("model+FV", "model"), ("model+random-θ", "model"), ("model+LTV", "model+FV"),
+             ("model+LTV", "model+random-θ"), ("model+LTV", POS_CONTROL), ("model+LTV", WINDOW_CONTROL),
+             (POS_CONTROL, "model"), ("model", WINDOW_CONTROL)]  # fmt: skip
+    summary, paired = summarise_errors(errors, ks, T, d, pairs)
     return {
-        "function_class": model.regression_config.function_class,
+        "function_class": rcfg.function_class,
+        "checkpoint": Path(str(checkpoint)).name,
+        "positional_embedding_type": rcfg.positional_embedding_type,
         "shift": shift,
         "trained_length": T,
         "n_dims": d,
@@ -103,6 +187,7 @@ def run_length_experiment(
         "k_means": "prompt length in points, the query included (k - 1 demonstrations), as in evaluate_curve",
         "curves": curves,
         "summary": summary,
+        "paired": paired,
         "vectors": {
             "ltv": {kk: ltv.meta["training"][kk] for kk in ("steps_run", "best_step", "stopped", "wall_s")},
             "fv": {"layer": fv.layer, "top_heads": fv.top_heads()},
@@ -112,14 +197,17 @@ def run_length_experiment(
     }
 
 
-POS_CONTROL = "model, trained pos. rows reused"
-
-
 def position_control(model):
     """The model with every never-trained position-embedding row replaced by the last trained row of the
     same parity (x or y slot): the DESIGN.md control showing how much of the error past the trained length
-    is only about untrained positions."""
+    is only about untrained positions. Only for learned absolute positions (rotary / NoPE have no rows)."""
     import copy
+
+    if model.regression_config.positional_embedding_type != "standard":
+        raise ValueError(
+            f"position_control needs learned absolute position rows; this model uses "
+            f"positional_embedding_type={model.regression_config.positional_embedding_type!r} (no W_pos rows to reuse)"
+        )
 
     control = copy.deepcopy(model)
     last = 2 * model.regression_config.n_points  # positions 0 .. 2T-1 were trained
@@ -148,7 +236,7 @@ def _least_squares_errors(demos, batch, d: int) -> list[float]:
 
 def write_result(result: dict, out_dir: Path = RESULTS_DIR) -> Path:
     out_dir.mkdir(parents=True, exist_ok=True)
-    name = result["function_class"] + (f"_{result['shift']}" if result["shift"] else "")
+    name = result.get("checkpoint", result["function_class"]) + (f"_{result['shift']}" if result["shift"] else "")
     path = out_dir / f"{name}.json"
     path.write_text(json.dumps(result, indent=1))
     return path
@@ -156,7 +244,7 @@ def write_result(result: dict, out_dir: Path = RESULTS_DIR) -> Path:
 
 def format_table(result: dict) -> str:
     T = result["trained_length"]
-    lines = [f"{result['function_class']} (shift: {result['shift'] or 'none'}; trained length T={T} points, d={result['n_dims']})",
+    lines = [f"{result.get('checkpoint', result['function_class'])} (shift: {result['shift'] or 'none'}; trained length T={T} points, d={result['n_dims']})",
              f"{'':<34}{'in-range (2d<=k<=T)':>22}{'beyond (T<k<=2T)':>20}"]  # fmt: skip
     for name, s in result["summary"].items():
         lines.append(f"{name:<34}{s['in_range_error']:>22.4f}{s['beyond_error']:>20.4f}")

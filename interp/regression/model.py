@@ -41,7 +41,14 @@ from transformer_lens.utilities import USE_DEFAULT_VALUE
 
 from interp.regression.functions import get_function_class
 
-__all__ = ["RegressionConfig", "RegressionTransformer", "interleave", "query_prompt"]
+__all__ = ["POSITIONAL_EMBEDDING_TYPES", "RegressionConfig", "RegressionTransformer", "interleave", "query_prompt"]
+
+
+# "standard": learned absolute rows W_pos added to the read-in (GPT-2 style; rows past the trained length never
+# get gradient). "rotary": queries and keys rotated by position (TransformerLens's rotary attention, no W_pos).
+# "none" (NoPE): no position signal at all; under causal attention a head can still infer position (e.g. from how
+# many positions it averages over). Neither "rotary" nor "none" has a per-position parameter left untrained.
+POSITIONAL_EMBEDDING_TYPES = ("standard", "rotary", "none")
 
 
 @dataclass
@@ -62,9 +69,15 @@ class RegressionConfig:
     function_class: str = "linear"
     n_ctx: Optional[int] = None
     init_seed: Optional[int] = 0
+    positional_embedding_type: str = "standard"
 
     def __post_init__(self) -> None:
         get_function_class(self.function_class)  # validates the name
+        if self.positional_embedding_type not in POSITIONAL_EMBEDDING_TYPES:
+            raise ValueError(
+                f"positional_embedding_type must be one of {list(POSITIONAL_EMBEDDING_TYPES)}, "
+                f"got {self.positional_embedding_type!r}"
+            )
         if self.d_mlp is None:
             self.d_mlp = 4 * self.d_model
         if self.n_ctx is None:
@@ -97,7 +110,9 @@ class RegressionConfig:
             d_vocab=1,
             d_vocab_out=1,
             normalization_type="LN",
-            positional_embedding_type="standard",
+            # NoPE keeps TransformerLens's "standard" layout (so W_pos exists, frozen at zero, and checkpoints share
+            # one layout) but RegressionTransformer never adds it.
+            positional_embedding_type="rotary" if self.positional_embedding_type == "rotary" else "standard",
             attn_only=False,
             original_architecture="RegressionTransformer",
             default_prepend_bos=False,
@@ -147,6 +162,12 @@ class RegressionTransformer(HookedTransformer):
             super().__init__(config.to_hooked_config(device), move_to_device=True)
             self.regression_config = config
             self.read_in = nn.Linear(config.n_dims, config.d_model, device=device)  # default (kaiming-uniform) init
+            if config.positional_embedding_type == "none":
+                # NoPE: W_pos is never added; zero and freeze it so nothing (an optimiser, a hook that reads
+                # hook_pos_embed, a W_pos-based analysis) sees a position signal that the model does not use.
+                with torch.no_grad():
+                    self.pos_embed.W_pos.zero_()
+                self.pos_embed.W_pos.requires_grad_(False)
         self.setup()  # re-index modules and hook points now that read_in exists
 
     # ----------------------------------------------------------------------------------------------
@@ -211,12 +232,14 @@ class RegressionTransformer(HookedTransformer):
                 attention_mask = past_kv_cache.append_attention_mask(attention_mask)
 
         embed = self.hook_embed(self.read_in(inputs))  # [batch, pos, d_model]
+        if self.regression_config.positional_embedding_type == "none":
+            return embed, None, None, attention_mask  # NoPE: positions only through causal attention
         residual = self.get_residual(
             embed, pos_offset, attention_mask=attention_mask, return_shortformer_pos_embed=False,
             # placeholder ids (only their shape is read), made here on the model's device: TransformerLens
             # would otherwise build them on torch's default device
             tokens=torch.ones((batch, pos), dtype=torch.int, device=device),
-        )  # [batch, pos, d_model], W_pos added through hook_pos_embed
+        )  # [batch, pos, d_model]: W_pos added through hook_pos_embed ("standard"), nothing added ("rotary")
         return residual, None, None, attention_mask
 
     # ----------------------------------------------------------------------------------------------

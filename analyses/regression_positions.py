@@ -1,0 +1,292 @@
+"""Regression without the position confound: figures and verdicts from the length experiment run on
+models with learned absolute positions (the shipped checkpoints) and without (rotary, NoPE).
+
+The shipped regression models add a learned position row per position; rows past the trained length ``T``
+never receive gradient, and most of their error past ``T`` goes away when the trained rows are reused
+(DESIGN.md §1). A task vector that "restores" long prompts there may only be patching positions. Models with
+rotary attention or no positional embedding (``interp/regression/checkpoints/*_rotary``, ``*_nope``) have no
+untrained parameters at long lengths, so whatever degradation they show is about length itself (unseen
+relative distances, more context to average over), and an LTV that repairs it is repairing that.
+
+Inputs: ``results/regression_positions/<checkpoint>.json``, written by ``scripts/regression_positions.py run``
+(`interp.regression.experiments.run_length_experiment`: curves, per-range summaries with 95% CIs, and paired
+per-prompt differences between methods). Outputs:
+
+- `plot_position_curves`: error vs number of examples, one panel per checkpoint, every method and control;
+- `plot_position_summary`: mean error at 1–1.5× and 1.5–2× the trained length per checkpoint and method
+  (95% CI bars);
+- `position_claims`: the verdict entries (``claim``, ``scope``, ``verdict``, ``evidence`` with ``ci_low`` /
+  ``ci_high``, ``figure``, ``rule``) of the regression claims;
+- `position_table`: the same numbers as a Markdown table.
+
+A verdict is decided by a written rule over paired 95% CIs (``rule`` in each entry), not by hand.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import plotly.graph_objects as go
+
+from analyses.common import AnalysisError, style
+from analyses.regression_curves import curves_frame, plot_regression_curves
+
+__all__ = [
+    "load_position_results",
+    "plot_position_curves",
+    "plot_position_summary",
+    "position_claims",
+    "position_label",
+    "position_table",
+]
+
+CURVES_FIGURE = "regression_positions_curves"
+SUMMARY_FIGURE = "regression_positions_summary"
+POS_CONTROL = "model, trained pos. rows reused"  # the names of interp.regression.experiments' curves
+WINDOW_CONTROL = "model, last T points only"
+METHODS = ["model", "model+LTV", "model+FV", "model+random-θ", POS_CONTROL, WINDOW_CONTROL]
+RANGES = {"beyond_1-1.5x": "1–1.5× trained length", "beyond_1.5-2x": "1.5–2× trained length"}
+_POSITIONS = {"standard": "learned absolute positions", "rotary": "rotary", "none": "no positional embedding"}
+_SHORT = {"standard": "learned pos.", "rotary": "rotary", "none": "NoPE"}
+_COLOURS = {"model": "#000000", "model+LTV": "#1f77b4", "model+FV": "#d62728", "model+random-θ": "#7f7f7f",
+            POS_CONTROL: "#ff7f0e", WINDOW_CONTROL: "#9467bd"}  # fmt: skip
+
+
+def load_position_results(root: str | Path = "results/regression_positions") -> list[dict]:
+    """Every experiment result under ``root`` (``claims.json`` excluded), shipped checkpoints first."""
+    root = Path(root)
+    if not root.is_dir():
+        return []
+    records = []
+    for path in sorted(root.glob("*.json")):
+        if path.name == "claims.json":
+            continue
+        try:
+            rec = json.loads(path.read_text())
+        except json.JSONDecodeError as err:
+            raise AnalysisError(
+                f"{path} is not valid JSON ({err}); rerun scripts/regression_positions.py run"
+            ) from None
+        if "summary" not in rec or "paired" not in rec or "curves" not in rec:
+            raise AnalysisError(
+                f"{path} lacks 'summary' / 'paired' / 'curves': it was not written by "
+                "scripts/regression_positions.py run (rerun it with --force)"
+            )
+        rec.setdefault("checkpoint", path.stem)
+        rec.setdefault("positional_embedding_type", "standard")
+        rec["source"] = str(path)
+        records.append(rec)
+    order = {"standard": 0, "rotary": 1, "none": 2}
+    return sorted(records, key=lambda r: (r["function_class"], order.get(r["positional_embedding_type"], 3)))
+
+
+def position_label(rec: dict) -> str:
+    return f"{rec['checkpoint']} ({_POSITIONS.get(rec['positional_embedding_type'], rec['positional_embedding_type'])})"
+
+
+def plot_position_curves(records: list[dict]):
+    """Error vs k, one panel per checkpoint (model, LTV, FV, random-θ, controls, least squares); ``(fig, df)``."""
+    if not records:
+        raise AnalysisError(
+            "no regression-position results to plot (run scripts/regression_positions.py run ...)"
+        )
+    relabelled = [{**r, "function_class": position_label(r), "shift": None} for r in records]
+    fig, df = plot_regression_curves(
+        relabelled,
+        cols=2,
+        title="Regression past the trained length, with and without learned position rows (95% bands)",
+    )
+    fig.for_each_annotation(lambda a: a.update(text=a.text.replace(" — no shift", "")))
+    return fig, df
+
+
+def _range_frame(records: list[dict]) -> pd.DataFrame:
+    rows = []
+    for r in records:
+        short = f"{r['checkpoint']}<br>({_SHORT.get(r['positional_embedding_type'], r['positional_embedding_type'])})"
+        for m in METHODS:
+            s = r["summary"].get(m)
+            if s is None:
+                continue
+            for rk, rl in {"in_range": "in range (2d..T)", **RANGES}.items():
+                st = s["ranges"][rk]
+                rows.append({"checkpoint": r["checkpoint"], "label": position_label(r), "short": short, "method": m,
+                             "range": rl, "mean": st["mean"], "ci_low": st["ci_low"], "ci_high": st["ci_high"],
+                             "n": st["n"]})  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def plot_position_summary(records: list[dict]):
+    """Grouped bars: mean error past the trained length per checkpoint and method, 95% CI bars; ``(fig, df)``."""
+    df = _range_frame(records)
+    if df.empty:
+        raise AnalysisError(
+            "no regression-position results to plot (run scripts/regression_positions.py run ...)"
+        )
+    from plotly.subplots import make_subplots
+
+    ranges = list(RANGES.values())
+    fig = make_subplots(rows=1, cols=len(ranges), subplot_titles=ranges, horizontal_spacing=0.08)
+    for c, rl in enumerate(ranges, start=1):
+        d = df[df["range"] == rl]
+        for m in METHODS:
+            dm = d[d.method == m]
+            if dm.empty:
+                continue
+            fig.add_trace(go.Bar(x=dm.short, y=dm["mean"], name=m, legendgroup=m, showlegend=c == 1,
+                                 marker_color=_COLOURS[m],
+                                 error_y=dict(type="data", symmetric=False, array=dm.ci_high - dm["mean"],
+                                              arrayminus=dm["mean"] - dm.ci_low),
+                                 hovertemplate=m + ": %{y:.3g}<extra></extra>"), row=1, col=c)  # fmt: skip
+        fig.update_yaxes(type="log", title_text="normalised squared error" if c == 1 else None, row=1, col=c)
+        fig.update_xaxes(tickangle=0, row=1, col=c)
+    style(fig, "Error past the trained length: models with / without learned position rows (95% CIs)",
+          height=560, width=1300)  # fmt: skip
+    fig.update_layout(barmode="group", legend=dict(orientation="h", y=-0.2, x=0))
+    return fig, df
+
+
+# --------------------------------------------------------------------------------------------- verdicts
+def _ci(stat: dict) -> dict:
+    return {"mean": stat["mean"], "ci_low": stat["ci_low"], "ci_high": stat["ci_high"], "n": stat["n"]}
+
+
+def _below(stat: dict) -> bool:
+    """The paired difference is significantly below zero (its 95% CI excludes 0 from below)."""
+    return stat["ci_high"] < 0
+
+
+def _above(stat: dict) -> bool:
+    return stat["ci_low"] > 0
+
+
+def _degrades(rec: dict) -> tuple[bool, dict]:
+    """Does the model alone get worse past T? Past T it is compared with itself on the last T points."""
+    diff = rec["paired"][f"model − {WINDOW_CONTROL}"]["beyond"]
+    s = rec["summary"]["model"]["ranges"]
+    return _above(diff), {
+        "model_in_range": _ci(s["in_range"]),
+        "model_beyond_1-1.5x": _ci(s["beyond_1-1.5x"]),
+        "model_beyond_1.5-2x": _ci(s["beyond_1.5-2x"]),
+        "window_beyond": _ci(rec["summary"][WINDOW_CONTROL]["ranges"]["beyond"]),
+        "model_minus_window_beyond": _ci(diff),
+    }
+
+
+def position_claims(records: list[dict], figure: str = f"figures/{CURVES_FIGURE}.html") -> list[dict]:
+    """Verdicts of the regression claims per checkpoint (see each entry's ``rule``)."""
+    claims = []
+    for rec in records:
+        name, pe = rec["checkpoint"], rec["positional_embedding_type"]
+        scope = f"{position_label(rec)}, trained length {rec['trained_length']}, d={rec['n_dims']}"
+        s, p = rec["summary"], rec["paired"]
+        degrades, deg_ev = _degrades(rec)
+        ltv, fv = s["model+LTV"]["ranges"], s["model+FV"]["ranges"]
+        ltv_m, fv_m = p["model+LTV − model"]["beyond"], p["model+FV − model"]["beyond"]
+        ltv_fv, ltv_rand = p["model+LTV − model+FV"]["beyond"], p["model+LTV − model+random-θ"]["beyond"]
+        ltv_win = p[f"model+LTV − {WINDOW_CONTROL}"]["beyond"]
+        ltv_pos = p.get(f"model+LTV − {POS_CONTROL}", {}).get("beyond")
+
+        claims.append({
+            "claim": "The model alone degrades past the trained length",
+            "scope": scope, "checkpoint": name,
+            "verdict": "supported" if degrades else "not supported",
+            "evidence": deg_ev, "figure": figure,
+            "rule": "supported iff the paired difference (model on the whole prompt − the same model on its last T "
+                    "points) past T has a 95% CI above 0",
+        })  # fmt: skip
+
+        fv_fails = not _below(fv_m) or _below(
+            ltv_fv
+        )  # no significant gain, or significantly worse than the LTV
+        fv_ev = {"model_beyond": _ci(s["model"]["ranges"]["beyond"]), "fv_beyond": _ci(fv["beyond"]),
+                 "ltv_beyond": _ci(ltv["beyond"]), "fv_minus_model_beyond": _ci(fv_m),
+                 "ltv_minus_fv_beyond": _ci(ltv_fv),
+                 "fv_in_range": _ci(fv["in_range"]), "fv_layer": rec["vectors"]["fv"]["layer"]}  # fmt: skip
+        claims.append({
+            "claim": "FV fails on regression (past the trained length)",
+            "scope": scope, "checkpoint": name,
+            "verdict": ("supported" if fv_fails else "not supported") if degrades else "not supported",
+            "evidence": fv_ev, "figure": figure,
+            "rule": "the model must degrade (claim above); then supported iff the FV does not lower the error "
+                    "significantly (FV − model CI not below 0) or stays significantly worse than the LTV "
+                    "(LTV − FV CI below 0); on a model that does not degrade there is nothing to fail at: not supported",
+        })  # fmt: skip
+
+        ltv_ev = {"model_beyond": _ci(s["model"]["ranges"]["beyond"]), "ltv_beyond": _ci(ltv["beyond"]),
+                  "ltv_beyond_1-1.5x": _ci(ltv["beyond_1-1.5x"]), "ltv_beyond_1.5-2x": _ci(ltv["beyond_1.5-2x"]),
+                  "ltv_in_range": _ci(ltv["in_range"]), "model_in_range": _ci(s["model"]["ranges"]["in_range"]),
+                  "ltv_minus_model_beyond": _ci(ltv_m), "ltv_minus_random_theta_beyond": _ci(ltv_rand),
+                  "ltv_minus_last_T_points_beyond": _ci(ltv_win)}  # fmt: skip
+        if ltv_pos is not None:
+            ltv_ev["ltv_minus_reused_rows_beyond"] = _ci(ltv_pos)
+            ltv_ev["reused_rows_beyond"] = _ci(s[POS_CONTROL]["ranges"]["beyond"])
+        helps = _below(ltv_m) and _below(ltv_rand)
+        if not degrades:
+            verdict, why = "not supported", "the model alone does not degrade past T: nothing to restore"
+        elif not helps:
+            verdict, why = (
+                "not supported",
+                "the LTV does not lower the error below the model's and the random-θ control's",
+            )
+        elif ltv_pos is not None and _above(ltv_pos):
+            verdict, why = "confounded", ("untrained position rows: reusing the trained rows (no vector) gives a "
+                                          "lower error than the LTV")  # fmt: skip
+        elif _above(ltv_win):
+            verdict, why = "not supported", ("the LTV lowers the error but stays above the same model on its last T "
+                                             "points (the error is not kept at the trained-length level)")  # fmt: skip
+        else:
+            verdict, why = "supported", "the LTV lowers the error to (or below) the trained-length level"
+        claims.append({
+            "claim": "LTV keeps regression error low past the trained length",
+            "scope": scope, "checkpoint": name, "verdict": verdict, "why": why,
+            "evidence": ltv_ev, "figure": figure,
+            "rule": "model must degrade; LTV − model and LTV − random-θ CIs below 0; confounded if reusing trained "
+                    "position rows beats the LTV (CI above 0); not supported if the LTV stays above the model on "
+                    "its last T points (CI above 0); else supported",
+        })  # fmt: skip
+
+        if pe == "standard":
+            pos, pos_m = s[POS_CONTROL]["ranges"], p[f"{POS_CONTROL} − model"]["beyond"]
+            excess = s["model"]["ranges"]["beyond"]["mean"] - s["model"]["ranges"]["in_range"]["mean"]
+            removed = (-pos_m["mean"] / excess) if excess > 0 else float("nan")
+            claims.append({
+                "claim": "Position-row reuse control: untrained position rows cause most of the error past the trained length",
+                "scope": scope, "checkpoint": name,
+                "verdict": "supported" if _below(pos_m) and removed > 0.5 else "not supported",
+                "evidence": {"model_beyond": _ci(s["model"]["ranges"]["beyond"]),
+                             "reused_rows_beyond": _ci(pos["beyond"]),
+                             "reused_rows_beyond_1-1.5x": _ci(pos["beyond_1-1.5x"]),
+                             "reused_rows_beyond_1.5-2x": _ci(pos["beyond_1.5-2x"]),
+                             "reused_rows_minus_model_beyond": _ci(pos_m),
+                             "ltv_minus_reused_rows_beyond": _ci(ltv_pos),
+                             "share_of_excess_error_removed": removed},
+                "figure": figure,
+                "rule": "supported iff reused rows − model CI is below 0 and the reuse removes > 50% of the model's "
+                        "excess error past T over its in-range error",
+            })
+    return claims
+
+
+def position_table(records: list[dict]) -> str:
+    """Markdown: per checkpoint and method, mean error [95% CI] in range and past the trained length."""
+    df = _range_frame(records)
+    lines = ["| checkpoint | method | in range (2d..T) | 1–1.5× T | 1.5–2× T |", "|---|---|---|---|---|"]
+    for (label, m), d in df.groupby(["label", "method"], sort=False):
+        cells = {
+            row["range"]: f"{row['mean']:.3f} [{row['ci_low']:.3f}, {row['ci_high']:.3f}]"
+            for _, row in d.iterrows()
+        }
+        lines.append(
+            f"| {label} | {m} | "
+            + " | ".join(cells.get(k, "–") for k in ["in range (2d..T)", *RANGES.values()])
+            + " |"
+        )
+    return "\n".join(lines)
+
+
+def curves_of(records: list[dict]) -> pd.DataFrame:
+    """The tidy curve frame of `analyses.regression_curves`, one 'function_class' per checkpoint label."""
+    return curves_frame([{**r, "function_class": position_label(r), "shift": None} for r in records])
