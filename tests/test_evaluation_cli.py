@@ -273,3 +273,15 @@ def test_smollm2_icl_beats_zero_shot(smollm2):
     problem = interp.TextProblem(smollm2, interp.load_task("builtin:capitalize"), shots=5)
     c = interp.compare(problem, ["none", "icl"], "zero-shot", n=24)
     assert c["icl"].accuracy >= 0.6 and c.diffs["icl"][1] > 0.2  # paired: the lower bound of the gain
+
+
+def test_adhoc_hooks_and_labels(problem, fv):
+    """An intervention given as hooks is scored like the vector it came from, under its own label."""
+    mine = interp.evaluate(problem, hooks=fv.hooks(problem.model), label="my FV", setting="zero-shot", n=6)
+    assert mine.method == "my FV" and mine.per_row == interp.evaluate(problem, fv, "zero-shot", n=6).per_row
+    assert interp.evaluate(problem, hooks=[], setting="zero-shot", n=6).method == "hooks"
+    with pytest.raises(EvaluationError, match="either a method or hooks="):
+        interp.evaluate(problem, fv, "zero-shot", hooks=[], n=6)
+    c = interp.compare(problem, [fv, fv], "zero-shot", n=6)
+    assert [r.method for r in c.results.values()] == ["none", "FV", "FV #2"]
+    assert set(c["FV"].to_frame(per_row=True).task) == {"antonym"}
