@@ -173,7 +173,9 @@ def test_patch_single_head_matches_scores(fitted):
         list(df.columns) == ["query", "p_clean", "p_corrupted", "p_patched", "delta", "recovered"]
         and len(df) == 3
     )
-    assert df.delta.mean() == pytest.approx(float(scores["act_patch"][1, 2]), rel=1e-4, abs=1e-12)
+    # float32 noise of two batchings is relative to the largest effect, not to this (possibly tiny) one
+    scale = float(scores["act_patch"].abs().max())
+    assert df.delta.mean() == pytest.approx(float(scores["act_patch"][1, 2]), rel=1e-4, abs=1e-4 * scale)
     with pytest.raises(AnalysisError, match="does not exist"):
         patch_single_head(fitted["problem"], 9, 0)
 
