@@ -120,7 +120,8 @@ def fv_unit(ctx: Context, store: UnitStore, task: str, needs_vector: bool = Fals
         from interp.vectors import FVConfig, fit_fv
 
         problem = ctx.problem(task)
-        fv = fit_fv(problem, FVConfig(top_k=10, n_mean=ctx.s.n_mean, n_cie=ctx.s.n_cie, n_valid=ctx.s.n_valid),
+        top_k = min(10, ctx.model.cfg.n_layers * ctx.model.cfg.n_heads)
+        fv = fit_fv(problem, FVConfig(top_k=top_k, n_mean=ctx.s.n_mean, n_cie=ctx.s.n_cie, n_valid=ctx.s.n_valid),
                     progress=False)  # fmt: skip
         fv.save(folder)
         return {"cie": fv.cie, "top_heads": fv.top_heads(), "layer": fv.layer, "vector_dir": str(folder),
@@ -131,8 +132,8 @@ def fv_unit(ctx: Context, store: UnitStore, task: str, needs_vector: bool = Fals
 
 def fv_topk_unit(ctx: Context, store: UnitStore, task: str, k: int, needs_vector: bool = False) -> dict:
     """FV from the top-``k`` heads by CIE, its layer chosen by a valid-split sweep, scored on test."""
-    if k == 10:
-        return {**fv_unit(ctx, store, task, needs_vector), "k": 10}
+    if k == min(10, ctx.model.cfg.n_layers * ctx.model.cfg.n_heads):
+        return {**fv_unit(ctx, store, task, needs_vector), "k": k}
     key = ctx.key(FITS, task, f"fv-top{k}", k=k)
 
     def compute(folder: Path) -> dict:

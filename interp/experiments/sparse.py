@@ -28,6 +28,8 @@ def top_heads(scores, k: int) -> list[tuple[int, int]]:
 
 
 def units(ctx: Context, store: UnitStore, task: str, counts=COUNTS) -> dict:
+    n_total = ctx.model.cfg.n_layers * ctx.model.cfg.n_heads
+    counts = [k for k in counts if k < n_total]  # k = all heads is the full LTV itself
     full = fit_unit(ctx, store, task, random_control=True)
     out = {"full": full, "ltv": {}, "fv": {}, "ltv_on_fv": {}}
     for k in counts:

@@ -55,12 +55,20 @@ def compare(fits: dict[str, dict]) -> list[dict]:
         r_theta, r_size = _spearman(ta, tb), _spearman(sa, sb)
         top_a, top_b = set(np.argsort(-sa)[:TOP]), set(np.argsort(-sb)[:TOP])
         sign_agree = float(np.mean(np.sign(ta) == np.sign(tb)))
+        # null for the size correlation: ‖ā‖ is shared by both fits and varies a lot across heads, so sizes
+        # correlate even for unrelated θ; permute b's θ over heads and keep its ‖ā‖
+        with np.errstate(divide="ignore", invalid="ignore"):
+            norm_b = np.where(np.abs(tb) > 1e-12, sb / np.abs(tb), np.nan)
+        fill = np.nanmedian(norm_b) if np.isfinite(norm_b).any() else 1.0
+        norm_b = np.where(np.isfinite(norm_b), norm_b, fill)
+        perm = np.random.default_rng(0).permutation(n)
+        r_null = _spearman(sa, np.abs(tb[perm]) * norm_b)
         lo_t, hi_t = fisher_z_interval(r_theta, n)
         lo_s, hi_s = fisher_z_interval(r_size, n)
         rows.append({
             "pair": f"{a} vs {b}", "kind": kind, "n_heads": n,
             "spearman_theta": r_theta, "spearman_theta_ci": [lo_t, hi_t],
-            "spearman_size": r_size, "spearman_size_ci": [lo_s, hi_s],
+            "spearman_size": r_size, "spearman_size_ci": [lo_s, hi_s], "spearman_size_null": r_null,
             "top10_overlap": len(top_a & top_b), "top10_chance": TOP * TOP / n,
             "sign_agreement": sign_agree,
         })  # fmt: skip
