@@ -2,6 +2,9 @@
 
 Phases (each resumable; a finished unit is read back, never recomputed):
 
+- ``core``: per task, everything below in this order while the task's prompts stay in memory (the
+  frozen prefixes are the dominant cost on a shared CPU): controls, ablation, the two halves, the second
+  seed, the random-label basis;
 - ``controls``: per task, the LTV, the bare model and clean ICL, the free steering vector, the cross-task basis;
 - ``ablation``: LTVs trained on one corruption only;
 - ``stability``: the stability fits (a second seed, two disjoint halves of the train split);
@@ -26,7 +29,7 @@ from pathlib import Path
 
 from interp.experiments.units import DEFAULT_TASKS, Context, ExperimentSettings, UnitStore
 
-PHASES = ("controls", "ablation", "stability", "random-label", "headcount", "data", "portability")
+PHASES = ("core", "controls", "ablation", "stability", "random-label", "headcount", "data", "portability")
 ROOT = Path("results/science/units")
 TENSOR_ROOT = Path(".cache/science")
 
@@ -44,12 +47,19 @@ def run_phase(phase: str, tasks: list[str], settings: ExperimentSettings, root=R
               all_tasks=None, model=None) -> UnitStore:  # fmt: skip
     """Compute every unit of ``phase`` for ``tasks`` (one task at a time, its prompts freed afterwards)."""
     from interp.experiments import controls, data_efficiency, portability, sparse, stability
+    from interp.experiments.fits import fit_unit
 
     store = UnitStore(root, tensor_root, log=lambda m: print(m, file=sys.stderr, flush=True))
     ctx = Context(settings, model)
     all_tasks = list(all_tasks or tasks)
     for task in tasks:
-        if phase == "controls":
+        if phase == "core":
+            controls.units(ctx, store, task, all_tasks, which=("steer", "cross", "ablation"))
+            for half in stability.HALVES:
+                fit_unit(ctx, store, task, train_half=half)
+            stability.fits_of(ctx, store, task)
+            controls.units(ctx, store, task, all_tasks, which=("random-label",))
+        elif phase == "controls":
             controls.units(ctx, store, task, all_tasks, which=("steer", "cross"))
         elif phase == "ablation":
             controls.units(ctx, store, task, all_tasks, which=("ablation",))
