@@ -158,10 +158,10 @@ def comparison_claims(steer_vs_ltv: dict | None) -> list[dict]:
         # queries are shared, so this interval is conservative)
         se = math.sqrt((k_ltv / n) * (1 - k_ltv / n) / n + (k_fv / n) * (1 - k_fv / n) / n)
         evidence = {
+            "difference_LTV_minus_FV": {"diff": diff, "ci_low": diff - 1.96 * se, "ci_high": diff + 1.96 * se},
             "source": str(COMPARISON), "tasks": tasks,
             "LTV_pooled": {"accuracy": k_ltv / n, "ci_low": la, "ci_high": ha, "n": n},
             "FV_pooled": {"accuracy": k_fv / n, "ci_low": lf, "ci_high": hf, "n": n},
-            "difference": {"diff": diff, "ci_low": diff - 1.96 * se, "ci_high": diff + 1.96 * se},
             "tasks_LTV_above_FV_ci_disjoint": int(wins), "tasks_FV_above_LTV_ci_disjoint": int(losses),
             "per_task": per_task,
         }  # fmt: skip
@@ -450,3 +450,26 @@ def headcount_claims(hc: list[dict]) -> list[dict]:
         "figures/science_headcount.html",
         "supported if the mean (over task × setting) accuracy difference at k=10 has a 95% bootstrap interval above 0"))  # fmt: skip
     return out
+
+
+def _headline(evidence: dict) -> str:
+    """The first interval-carrying number of an evidence dict, as ``name: x [lo, hi]``."""
+    for name, value in evidence.items():
+        if isinstance(value, dict) and "ci_low" in value:
+            x = value.get("diff", value.get("mean", value.get("accuracy")))
+            if x is not None:
+                return f"{name}: {x:.3f} [{value['ci_low']:.3f}, {value['ci_high']:.3f}]"
+        if isinstance(value, dict):
+            inner = _headline(value)
+            if inner:
+                return f"{name}.{inner}"
+    return ""
+
+
+def claims_markdown(claims: list[dict]) -> str:
+    """The verdict table (claim, verdict, headline number with its 95% interval, figure) in Markdown."""
+    lines = ["| claim | verdict | headline evidence (95% CI) | figure |", "|---|---|---|---|"]
+    for c in claims:
+        by = f" ({c['confounded_by']})" if c.get("confounded_by") else ""
+        lines.append(f"| {c['claim']} | **{c['verdict']}**{by} | {_headline(c.get('evidence', {}))} | {c.get('figure', '')} |")
+    return "\n".join(lines) + "\n"
