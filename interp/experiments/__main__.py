@@ -44,7 +44,7 @@ def _settings(args) -> ExperimentSettings:
 
 
 def run_phase(phase: str, tasks: list[str], settings: ExperimentSettings, root=ROOT, tensor_root=TENSOR_ROOT,
-              all_tasks=None, model=None) -> UnitStore:  # fmt: skip
+              all_tasks=None, model=None, portability_methods=None) -> UnitStore:  # fmt: skip
     """Compute every unit of ``phase`` for ``tasks`` (one task at a time, its prompts freed afterwards)."""
     from interp.experiments import controls, data_efficiency, portability, sparse, stability
     from interp.experiments.fits import fit_unit
@@ -72,7 +72,7 @@ def run_phase(phase: str, tasks: list[str], settings: ExperimentSettings, root=R
         elif phase == "data":
             data_efficiency.units(ctx, store, task)
         elif phase == "portability":
-            portability.units(ctx, store, task)
+            portability.units(ctx, store, task, methods=tuple(portability_methods or portability.METHODS))
         else:
             raise SystemExit(f"unknown phase {phase!r}; choose one of {', '.join(PHASES)}")
         ctx._problems.clear()  # free this task's frozen prefixes (GBs) before the next task
@@ -89,11 +89,14 @@ def main(argv=None) -> int:
     p_run.add_argument("--tasks", default=",".join(DEFAULT_TASKS), help="comma-separated task names")
     p_run.add_argument("--all-tasks", default=",".join(DEFAULT_TASKS),
                        help="the full task list (the cross-task basis of a task is the next task in it)")
+    p_run.add_argument("--portability-methods", default=None,
+                       help="comma-separated vectors for the portability phase (default LTV,steering,FV,TV)")
     p_sum = sub.add_parser("summarise", help="tables + claims from the stored units (computes nothing)")
     p_sum.add_argument("--tasks", default=",".join(DEFAULT_TASKS))
     p_sum.add_argument("--out", default="results/science")
     p_sum.add_argument("--claims", default="results/claims.json")
     p_sum.add_argument("--json", action="store_true")
+    p_sum.add_argument("--portability-methods", default=None, help="as for run: which portability units to read")
     for p in (p_run, p_sum):
         p.add_argument("--root", default=str(ROOT))
         p.add_argument("--tensor-root", default=str(TENSOR_ROOT))
@@ -116,13 +119,16 @@ def main(argv=None) -> int:
 
         model = load_model(settings.model)
         for phase in phases:
-            store = run_phase(phase, tasks, settings, args.root, args.tensor_root, args.all_tasks.split(","), model)
+            methods = args.portability_methods.split(",") if args.portability_methods else None
+            store = run_phase(phase, tasks, settings, args.root, args.tensor_root, args.all_tasks.split(","), model,
+                              methods)  # fmt: skip
             print(f"[experiments] {phase}: {store.computed} units computed, {store.reused} reused", file=sys.stderr)
         return 0
     from interp.experiments.claims import summarise
 
+    methods = tuple(args.portability_methods.split(",")) if args.portability_methods else None
     report = summarise([t for t in args.tasks.split(",") if t], settings, args.root, args.tensor_root, args.out,
-                       args.claims)  # fmt: skip
+                       args.claims, portability_methods=methods)  # fmt: skip
     if args.json:
         print(json.dumps(report["claims"], indent=1))
     else:

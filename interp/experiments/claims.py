@@ -40,7 +40,7 @@ def _try(fn, *a, **kw):
         return None
 
 
-def gather(ctx: Context, store: UnitStore, tasks) -> dict:
+def gather(ctx: Context, store: UnitStore, tasks, portability_methods=None) -> dict:
     """Every experiment's tidy table from the stored units (tasks / variants not computed yet are skipped)."""
     tables: dict = {"controls": [], "stability": {}, "headcount": [], "data_efficiency": [], "portability": [],
                     "missing": []}  # fmt: skip
@@ -75,7 +75,7 @@ def gather(ctx: Context, store: UnitStore, tasks) -> dict:
         de = _try(data_efficiency.units, ctx, store, task)
         if de is not None:
             tables["data_efficiency"] += data_efficiency.summarise_task(task, de)
-        po = _try(portability.units, ctx, store, task)
+        po = _try(portability.units, ctx, store, task, methods=tuple(portability_methods or portability.METHODS))
         if po is not None:
             tables["portability"] += portability.summarise_task(task, po)
     return tables
@@ -185,10 +185,10 @@ def comparison_claims(steer_vs_ltv: dict | None) -> list[dict]:
 
 
 def summarise(tasks, settings, root, tensor_root, out_dir="results/science", claims_path="results/claims.json",
-              model=None) -> dict:  # fmt: skip
+              model=None, portability_methods=None) -> dict:  # fmt: skip
     ctx = Context(settings, model)
     store = UnitStore(root, tensor_root, read_only=True)
-    tables = gather(ctx, store, list(tasks))
+    tables = gather(ctx, store, list(tasks), portability_methods)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     for name in ("controls", "stability", "headcount", "data_efficiency", "portability"):
@@ -196,7 +196,7 @@ def summarise(tasks, settings, root, tensor_root, out_dir="results/science", cla
         if name == "portability":
             data = [{k: v for k, v in r.items() if k != "correct"} for r in data]
         _write(out_dir / f"{name}.json", {"settings": settings.to_dict(), "rows": data})
-    claims = build_claims(ctx, store, list(tasks), tables)
+    claims = [c for c in build_claims(ctx, store, list(tasks), tables) if _measured(c)]
     if REGRESSION_CLAIMS.exists():
         try:
             reg = json.loads(REGRESSION_CLAIMS.read_text())
@@ -205,7 +205,60 @@ def summarise(tasks, settings, root, tensor_root, out_dir="results/science", cla
             tables["missing"].append(f"{REGRESSION_CLAIMS} is not valid JSON")
     report = {"claims": claims, "missing": tables["missing"], "settings": settings.to_dict(), "tasks": list(tasks)}
     _write(Path(claims_path), report)
+    (out_dir / "README.md").write_text(science_markdown(report, tables))
     return {**report, "tables": tables}
+
+
+def science_markdown(report: dict, tables: dict) -> str:
+    """``results/science/README.md``: the verdicts, then each experiment's numbers as tables."""
+    s = report["settings"]
+    lines = [
+        "# Is the LTV a task representation? (issue 12, text part)", "",
+        f"Model `{s['model']}`, {s['shots']}-shot, LTV / steering: n_mean={s['n_mean']}, n_train={s['n_train']} per "
+        f"corruption, n_valid={s['n_valid']}, ≤ {s['steps']} steps (eval every {s['eval_every']}, patience "
+        f"{s['patience']}), lr {s['ltv_lr']} (θ) / {s['steer_lr']} (steering); n_test={s['n_test']} per setting. "
+        "Accuracies: top-1 first-token, 95% Wilson intervals; differences: paired bootstrap over test queries.", "",
+        "## Verdicts", "", claims_markdown(report["claims"]),
+    ]  # fmt: skip
+    if tables["controls"]:
+        lines += ["## Controls (test accuracy [95% CI]; Δ = variant − LTV on the same queries [95% CI])", "",
+                  "| task | variant | setting | accuracy | Δ vs LTV | train acc |", "|---|---|---|---|---|---|"]  # fmt: skip
+        for r in tables["controls"]:
+            d = (f"{r['diff_vs_ltv']:+.3f} [{r['diff_ci_low']:+.3f}, {r['diff_ci_high']:+.3f}]"
+                 if "diff_vs_ltv" in r and r["variant"] != "LTV" else "")  # fmt: skip
+            tr = f"{r['train_accuracy']:.2f}" if "train_accuracy" in r else ""
+            lines.append(f"| {r['task']} | {r['variant']} | {r['setting']} | {r['accuracy']:.3f} "
+                         f"[{r['ci_low']:.2f}, {r['ci_high']:.2f}] | {d} | {tr} |")  # fmt: skip
+        lines.append("")
+    if tables["stability"]:
+        lines += ["## θ stability (Spearman ρ between fits [Fisher-z 95% CI over heads])", "",
+                  "| task | pair | ρ(θ) | ρ(\|θ\|·‖ā‖) | ρ null (permuted θ) | top-10 overlap (chance) | sign agreement |",
+                  "|---|---|---|---|---|---|---|"]  # fmt: skip
+        for t, st in tables["stability"].items():
+            for p in st["pairs"]:
+                lines.append(
+                    f"| {t} | {p['pair']} | {p['spearman_theta']:.2f} [{p['spearman_theta_ci'][0]:.2f}, "
+                    f"{p['spearman_theta_ci'][1]:.2f}] | {p['spearman_size']:.2f} | {p.get('spearman_size_null', float('nan')):.2f} | "
+                    f"{p['top10_overlap']} ({p['top10_chance']:.2f}) | {p['sign_agreement']:.2f} |")  # fmt: skip
+        lines.append("")
+    for name, cols in (("headcount", ("task", "method", "k", "setting")), ("data_efficiency", ("task", "method", "n_train", "setting")),
+                       ("portability", ("task", "template", "method"))):  # fmt: skip
+        if tables[name]:
+            lines += [f"## {name.replace('_', ' ')}", "", "| " + " | ".join(cols) + " | accuracy [95% CI] |",
+                      "|" + "---|" * (len(cols) + 1)]  # fmt: skip
+            for r in tables[name]:
+                lines.append("| " + " | ".join(str(r.get(c)) for c in cols)
+                             + f" | {r['accuracy']:.3f} [{r['ci_low']:.2f}, {r['ci_high']:.2f}] |")  # fmt: skip
+            lines.append("")
+    if report["missing"]:
+        lines += ["## Not computed (CPU budget)", "", *[f"- {m}" for m in report["missing"]], ""]
+    return "\n".join(lines)
+
+
+def _measured(claim: dict) -> bool:
+    """False for a claim whose headline number is NaN (its units exist but measure nothing, e.g. no k=10)."""
+    head = _headline(claim.get("evidence", {}))
+    return bool(head) and "nan" not in head.split(":")[-1]
 
 
 def _write(path: Path, obj) -> None:
@@ -241,7 +294,13 @@ def build_claims(ctx: Context, store: UnitStore, tasks: list[str], tables: dict)
         h_top = _boot_mean([p[0]["top10_overlap"] for p in halves.values() if p])
         per_task = {t: {"halves": halves[t][0] if halves[t] else None, "seeds": seeds[t][0] if seeds[t] else None}
                     for t in stab}  # fmt: skip
-        verdict = "supported" if h_theta["ci_low"] > 0.5 else "not supported"
+        # with fewer than 3 tasks a bootstrap over tasks is meaningless: then every task's own Fisher-z interval
+        # (over heads) must clear 0.5
+        fisher = [p[0]["spearman_theta_ci"][0] for p in halves.values() if p]
+        if h_theta["n"] >= 3:
+            verdict = "supported" if h_theta["ci_low"] > 0.5 else "not supported"
+        else:
+            verdict = "supported" if fisher and min(fisher) > 0.5 else "not supported"
         claims.append(_claim(
             "The LTV encodes the task in attention heads: θ is a reproducible head weighting (two fits on disjoint "
             "halves of the training data agree)", verdict,
@@ -252,7 +311,8 @@ def build_claims(ctx: Context, store: UnitStore, tasks: list[str], tables: dict)
              "per_task": per_task},
             "figures/science_theta_stability.html",
             "supported if the mean over tasks of the Spearman correlation of θ between the two halves' fits has a "
-            "95% bootstrap interval (over tasks) above 0.5; per-task intervals are Fisher z over heads"))  # fmt: skip
+            "95% bootstrap interval (over tasks) above 0.5 (with fewer than 3 tasks: if every task's Fisher-z "
+            "interval over heads is above 0.5)"))  # fmt: skip
 
     # --- controls ------------------------------------------------------------------------------------------
     def control_claim(kw, claim, figure, rule_name):
@@ -342,10 +402,16 @@ def build_claims(ctx: Context, store: UnitStore, tasks: list[str], tables: dict)
     if per_task:
         weak = [t for t, e in per_task.items() if e["weak"]]
         weak_exceed = sorted({t for t, s in exceed if t in weak})
+        weak_pooled = {}
+        for setting in ("zero-shot", "shuffled"):
+            a = {t: _try(fit_unit, ctx, store, t, random_control=True)["eval"][setting]["correct"] for t in weak}
+            b = {t: _try(plain_unit, ctx, store, t)["icl"]["correct"] for t in weak}
+            if a:
+                weak_pooled[f"LTV_{setting}_minus_ICL_weak_tasks_pooled"] = _pooled_paired(a, b)
         claims.append(_claim(
             "Control (label supervision vs ICL): the LTV restores the model's ICL representation (it does not "
             "exceed clean k-shot ICL)", "not supported" if exceed else "supported",
-            {"per_task": per_task, "weak_tasks": weak, "tasks_settings_where_LTV_exceeds_ICL": [list(x) for x in exceed],
+            {**weak_pooled, "per_task": per_task, "weak_tasks": weak, "tasks_settings_where_LTV_exceeds_ICL": [list(x) for x in exceed],
              "weak_tasks_where_LTV_exceeds_ICL": weak_exceed},
             "figures/science_controls.html",
             "not supported if on some task the LTV's test accuracy exceeds clean ICL's on the same queries (paired "

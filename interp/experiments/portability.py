@@ -22,18 +22,26 @@ TEMPLATES = {
 }
 
 
-def units(ctx: Context, store: UnitStore, task: str, templates=tuple(TEMPLATES)) -> dict:
-    key = ctx.key("portability", task, "portability", templates=list(templates))
+METHODS = ("LTV", "steering", "FV", "TV")
+
+
+def units(ctx: Context, store: UnitStore, task: str, templates=tuple(TEMPLATES), methods=METHODS) -> dict:
+    """Accuracy of each vector in ``methods`` (and of the bare model) on each natural template."""
+    key = ctx.key("portability", task, "portability", templates=list(templates), methods=list(methods))
 
     def compute(folder) -> dict:
         from interp.problems import run_prefix
 
-        vectors = {
-            "LTV": load_fitted(ctx, fit_unit(ctx, store, task, random_control=True, needs_vector=True)),
-            "steering": load_fitted(ctx, fit_unit(ctx, store, task, "steer", needs_vector=True)),
-            "FV": load_fitted(ctx, fv_unit(ctx, store, task, needs_vector=True)),
-            "TV": load_fitted(ctx, tv_unit(ctx, store, task, needs_vector=True)),
+        fitters = {
+            "LTV": lambda: fit_unit(ctx, store, task, random_control=True, needs_vector=True),
+            "steering": lambda: fit_unit(ctx, store, task, "steer", needs_vector=True),
+            "FV": lambda: fv_unit(ctx, store, task, needs_vector=True),
+            "TV": lambda: tv_unit(ctx, store, task, needs_vector=True),
         }
+        unknown = set(methods) - set(fitters)
+        if unknown:
+            raise ValueError(f"unknown portability methods {sorted(unknown)}; choose among {', '.join(fitters)}")
+        vectors = {m: load_fitted(ctx, fitters[m]()) for m in methods}
         out = {}
         for name in templates:
             problem = ctx.problem(task, template=TEMPLATES[name])
@@ -55,8 +63,8 @@ def summarise_task(task: str, res: dict) -> list[dict]:
     ]  # fmt: skip
 
 
-def run(ctx: Context, store: UnitStore, tasks, templates=tuple(TEMPLATES)) -> list[dict]:
+def run(ctx: Context, store: UnitStore, tasks, templates=tuple(TEMPLATES), methods=METHODS) -> list[dict]:
     rows = []
     for task in tasks:
-        rows += summarise_task(task, units(ctx, store, task, templates))
+        rows += summarise_task(task, units(ctx, store, task, templates, methods))
     return rows
