@@ -7,6 +7,7 @@ Phases (each resumable; a finished unit is read back, never recomputed):
   seed, the random-label basis;
 - ``controls``: per task, the LTV, the bare model and clean ICL, the free steering vector, the cross-task basis;
 - ``ablation``: LTVs trained on one corruption only;
+- ``halves``: the LTV on each of two disjoint halves of the train split (the core of the stability test);
 - ``stability``: the stability fits (a second seed, two disjoint halves of the train split);
 - ``random-label``: the random-label basis;
 - ``headcount``: the sparse-LTV / FV head-count curve;
@@ -29,7 +30,7 @@ from pathlib import Path
 
 from interp.experiments.units import DEFAULT_TASKS, Context, ExperimentSettings, UnitStore
 
-PHASES = ("core", "controls", "ablation", "stability", "random-label", "headcount", "data", "portability")
+PHASES = ("core", "controls", "ablation", "halves", "stability", "random-label", "headcount", "data", "portability")
 ROOT = Path("results/science/units")
 TENSOR_ROOT = Path(".cache/science")
 
@@ -63,6 +64,9 @@ def run_phase(phase: str, tasks: list[str], settings: ExperimentSettings, root=R
             controls.units(ctx, store, task, all_tasks, which=("steer", "cross"))
         elif phase == "ablation":
             controls.units(ctx, store, task, all_tasks, which=("ablation",))
+        elif phase == "halves":
+            for half in stability.HALVES:
+                fit_unit(ctx, store, task, train_half=half)
         elif phase == "stability":
             stability.fits_of(ctx, store, task)
         elif phase == "random-label":
