@@ -567,44 +567,13 @@ def _regression_fallback(run: FigureRun) -> tuple[list[dict], str]:
     ], f"shipped checkpoints ({', '.join(classes)}), evaluate_curve with {run.s.regression_prompts} prompts"
 
 
-SCIENCE_FIGURES = (
-    ("stability", "plot_theta_stability", "science_theta_stability",
-     "θ stability: per task, θ averaged over LTV fits with different seeds (every prompt redrawn) and on two "
-     "disjoint halves of the train split; dots mark heads whose θ has the same sign in every fit. Subplot titles: "
-     "Spearman correlation of θ between the halves' fits and between the seeds' fits (Fisher-z intervals in "
-     "`results/science/stability.json`)."),
-    ("headcount", "plot_headcount", "science_headcount",
-     "Head-count curve: test accuracy vs number of heads k for the LTV pruned to its top-k heads by |θ|·‖ā‖ and "
-     "refitted, the FV built from the top-k heads by causal indirect effect (layer re-chosen on valid), and an LTV "
-     "refitted on the FV's k heads; the rightmost LTV point is the full LTV (all heads). 95% Wilson intervals."),
-    ("controls", "plot_controls", "science_controls",
-     "Controls per task: the LTV beside θ on another task's ā (cross-task basis), on ā of random-label prompts, "
-     "a random θ of the same norm, a free per-layer steering vector trained identically, LTVs trained on one "
-     "corruption only, and the bare model; black bars: clean 10-shot ICL on the same test queries. 95% Wilson intervals."),
-    ("data_efficiency", "plot_data_efficiency", "science_data_efficiency",
-     "Data efficiency: test accuracy vs labelled training prompts per corruption for the LTV and the free steering "
-     "vector; dashed: FV and TV (no labels beyond the demonstrations). 95% Wilson intervals."),
-    ("portability", "plot_portability", "science_portability",
-     "Natural-text portability: each vector (fitted on Q/A prompts) added to demonstration-free natural templates; "
-     "the bare model for reference. 95% Wilson intervals."),
-)  # fmt: skip
-
-
 def stage_science(run: FigureRun) -> dict:
     """Stage 8: the issue-12 figures from ``results/science/*.json`` (never recomputed here; see the docstring)."""
     from analyses import science
 
-    bar = run.bar(range(len(SCIENCE_FIGURES)), "[8/8] science figures")
-    drawn, missing = {}, []
-    for table, fn, name, caption in SCIENCE_FIGURES:
-        rows = science.load_table(table, run.s.science_dir)
-        if not rows:
-            missing.append(table)
-        else:
-            fig, df = getattr(science, fn)(rows)
-            run.save(fig, name, caption + f" Source: `{run.s.science_dir}/{table}.json`.")
-            drawn[name] = len(df)
-        bar.update(1)
+    bar = run.bar(range(1), "[8/8] science figures")
+    drawn, missing = science.draw_all(run.save, run.s.science_dir)
+    bar.update(1)
     bar.close()
     if missing:
         run.notes.append(f"Science figures skipped for missing tables {', '.join(missing)} in {run.s.science_dir}/: "

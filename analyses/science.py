@@ -164,12 +164,11 @@ def plot_controls(rows: list[dict]):
                                  legendgroup=v, showlegend=(i == 0), marker_color=COLOURS.get(v)), row=i + 1, col=1)  # fmt: skip
         icl = df[df.variant == "ICL (clean)"].set_index("task").reindex(tasks).reset_index()
         fig.add_trace(go.Scatter(x=icl["task"], y=icl["accuracy"], mode="markers", name="ICL (clean, 10-shot)",
-                                 marker=dict(symbol="line-ew-open", size=40, line=dict(width=3, color="black")),
+                                 marker=dict(symbol="line-ew-open", size=40, color="black", line=dict(width=3, color="black")),
                                  legendgroup="icl", showlegend=(i == 0)), row=i + 1, col=1)  # fmt: skip
         fig.update_yaxes(title_text="test accuracy", range=[0, 1.05], row=i + 1, col=1)
     fig.update_layout(barmode="group")
-    style(fig, "Controls: LTV vs cross-task / random-label bases, free steering vector, random θ, "
-               "single-corruption training (95% Wilson intervals; black bar: clean ICL)",
+    style(fig, "Controls vs the LTV (95% Wilson intervals; black line: clean 10-shot ICL)",
           height=800, width=max(900, 170 * len(tasks)))  # fmt: skip
     return fig, df
 
@@ -234,3 +233,64 @@ def plot_portability(rows: list[dict]):
     style(fig, "Natural-text portability: vectors on demonstration-free natural templates (95% Wilson intervals)",
           height=500, width=max(700, 380 * len(tasks)))  # fmt: skip
     return fig, df
+
+
+# ----------------------------------------------------------------------------------------------- all
+FIGURES = (
+    ("stability", "plot_theta_stability", "science_theta_stability",
+     "θ stability: per task, θ averaged over LTV fits with different seeds (every prompt redrawn) and on two "
+     "disjoint halves of the train split; dots mark heads whose θ has the same sign in every fit. Subplot titles: "
+     "Spearman correlation of θ between the halves' fits and between the seeds' fits (Fisher-z intervals in "
+     "`results/science/stability.json`)."),
+    ("headcount", "plot_headcount", "science_headcount",
+     "Head-count curve: test accuracy vs number of heads k for the LTV pruned to its top-k heads by |θ|·‖ā‖ and "
+     "refitted, the FV built from the top-k heads by causal indirect effect (layer re-chosen on valid), and an LTV "
+     "refitted on the FV's k heads; the rightmost LTV point is the full LTV (all heads). 95% Wilson intervals."),
+    ("controls", "plot_controls", "science_controls",
+     "Controls per task: the LTV beside θ on another task's ā (cross-task basis), on ā of random-label prompts, "
+     "a random θ of the same norm, a free per-layer steering vector trained identically, LTVs trained on one "
+     "corruption only, and the bare model; black bars: clean 10-shot ICL on the same test queries. 95% Wilson intervals."),
+    ("data_efficiency", "plot_data_efficiency", "science_data_efficiency",
+     "Data efficiency: test accuracy vs labelled training prompts per corruption for the LTV and the free steering "
+     "vector; dashed: FV and TV (no labels beyond the demonstrations). 95% Wilson intervals."),
+    ("portability", "plot_portability", "science_portability",
+     "Natural-text portability: each vector (fitted on Q/A prompts) added to demonstration-free natural templates; "
+     "the bare model for reference. 95% Wilson intervals."),
+)  # fmt: skip
+
+
+
+
+def draw_all(save, science_dir: str | Path = SCIENCE_DIR) -> tuple[dict, list[str]]:
+    """Draw every figure whose table exists with ``save(fig, name, caption)``; returns (drawn rows, missing tables)."""
+    drawn, missing = {}, []
+    for table, fn, name, caption in FIGURES:
+        rows = load_table(table, science_dir)
+        if not rows:
+            missing.append(table)
+            continue
+        fig, df = globals()[fn](rows)
+        save(fig, name, caption + f" Source: `{science_dir}/{table}.json`.")
+        drawn[name] = len(df)
+    return drawn, missing
+
+
+def main(argv=None) -> int:
+    """``python -m analyses.science --out figures``: draw only these figures (HTML + PNG), from the tables."""
+    import argparse
+
+    from analyses.common import FigureWriter
+
+    p = argparse.ArgumentParser(prog="python -m analyses.science", description=main.__doc__)
+    p.add_argument("--out", default="figures")
+    p.add_argument("--science-dir", default=str(SCIENCE_DIR))
+    args = p.parse_args(argv)
+    writer = FigureWriter(Path(args.out))
+    drawn, missing = draw_all(writer.save, args.science_dir)
+    writer.flush()
+    print(f"[science] drew {', '.join(drawn) or 'nothing'}" + (f"; missing tables: {', '.join(missing)}" if missing else ""))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
