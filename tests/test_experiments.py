@@ -133,7 +133,8 @@ def test_stability_statistics_on_known_fits():
     pairs = {p["pair"]: p for p in compare(fits)}
     same = pairs["seed 0 vs seed 1"]
     assert same["spearman_theta"] == pytest.approx(1.0) and same["top10_overlap"] == 10 and same["sign_agreement"] == 1
-    assert set(pairs) == {"seed 0 vs seed 1", "half A vs half B"}  # only like-for-like pairs are compared
+    assert set(pairs) == {"seed 0 vs seed 1", "half A vs half B", "seed 0 vs half A", "seed 0 vs half B"}
+    assert pairs["seed 0 vs half B"]["kind"] == "full vs half"
     assert pairs["half A vs half B"]["spearman_theta"] < 0.9
     summary = summarise_task({k: {**v, "eval": {}} for k, v in fits.items()})
     expected = (np.sign(theta) == np.sign(other)) & (theta != 0)
@@ -180,3 +181,11 @@ def test_end_to_end_units_claims_and_figures(tiny_gpt2, tmp_path, monkeypatch):
         fig, df = fn(science.load_table(table, tmp_path / "science"))
         assert len(df) > 0 and len(fig.data) > 0
     assert report["tables"]["controls"]
+    # stage 8 of the figures job draws the five figures from those tables and names any missing one
+    from analyses.science import draw_all
+
+    saved = []
+    drawn, missing = draw_all(lambda fig, name, caption: saved.append(name), tmp_path / "science")
+    assert len(saved) == 5 and not missing
+    assert draw_all(lambda *a: None, tmp_path / "absent") == ({}, ["stability", "headcount", "controls",
+                                                                   "data_efficiency", "portability"])

@@ -287,6 +287,10 @@ def build_claims(ctx: Context, store: UnitStore, tasks: list[str], tables: dict)
     if stab:
         halves = {t: [p for p in s["pairs"] if p["kind"] == "halves"] for t, s in stab.items()}
         seeds = {t: [p for p in s["pairs"] if p["kind"] == "seeds"] for t, s in stab.items()}
+        mixed = {t: [p for p in s["pairs"] if p["kind"] == "full vs half"] for t, s in stab.items()}
+        partial = not any(halves.values())
+        if partial:  # only one half fitted yet: the full-data fit vs that half (they share half their data)
+            halves = mixed
         h_theta = _boot_mean([p[0]["spearman_theta"] for p in halves.values() if p])
         s_theta = _boot_mean([p[0]["spearman_theta"] for p in seeds.values() if p])
         h_size = _boot_mean([p[0]["spearman_size"] for p in halves.values() if p])
@@ -308,7 +312,7 @@ def build_claims(ctx: Context, store: UnitStore, tasks: list[str], tables: dict)
              "spearman_head_size_halves_mean_over_tasks": h_size,
              "spearman_head_size_halves_null_permuted_theta": h_size_null,
              "top10_overlap_halves_mean_over_tasks": h_top, "top10_overlap_chance": 100 / (ctx.model.cfg.n_layers * ctx.model.cfg.n_heads),
-             "per_task": per_task},
+             "per_task": per_task, "pairs_used": "full vs half (only one half fitted)" if partial else "halves"},
             "figures/science_theta_stability.html",
             "supported if the mean over tasks of the Spearman correlation of θ between the two halves' fits has a "
             "95% bootstrap interval (over tasks) above 0.5 (with fewer than 3 tasks: if every task's Fisher-z "

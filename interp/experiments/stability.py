@@ -7,7 +7,8 @@ was fitted on. Per task we fit the LTV
   and validation prompts, and the minibatch order), and
 - on two disjoint halves of the train split (no query, label or ā source in common),
 
-and compare every pair of fits by the Spearman correlation of θ, of the head sizes ``|θ|·‖ā‖`` (what each
+and compare every pair of fits (two seeds; the two halves; the seed-0 fit on all the data vs each half, which
+share half their training data, a weaker test) by the Spearman correlation of θ, of the head sizes ``|θ|·‖ā‖`` (what each
 head actually adds), and by the overlap of their top-10 heads by size (chance: 10·10/270 ≈ 0.37 heads for
 SmolLM2's 30×9 heads). Correlation intervals are Fisher-z 95% intervals over the L·H heads (heads are
 treated as independent observations, which makes the intervals optimistic).
@@ -46,9 +47,9 @@ def compare(fits: dict[str, dict]) -> list[dict]:
     labels = list(fits)
     for a, b in itertools.combinations(labels, 2):
         kind = "seeds" if a.startswith("seed") and b.startswith("seed") else (
-            "halves" if a.startswith("half") and b.startswith("half") else None)
-        if kind is None:
-            continue
+            "halves" if a.startswith("half") and b.startswith("half") else "full vs half")
+        if kind == "full vs half" and not (a == "seed 0" or b == "seed 0"):
+            continue  # full-data fit vs one half (they share half their training data): only for seed 0
         ta, tb = np.asarray(fits[a]["theta"]).ravel(), np.asarray(fits[b]["theta"]).ravel()
         sa, sb = np.asarray(fits[a]["head_scores"]).ravel(), np.asarray(fits[b]["head_scores"]).ravel()
         n = ta.size
