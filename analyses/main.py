@@ -15,6 +15,10 @@ Stages, each with its own progress bar, in the order they depend on each other:
    checkpoints' own curves (no task vectors; the README says so). Then, from the committed
    ``results/regression_positions/*.json`` (no computation): the same experiment on models with and without
    learned position rows (`analyses.regression_positions`); skipped when there are none.
+8. **science** — "is the LTV a task representation?": θ stability, head-count curve, controls, data
+   efficiency, portability, drawn from the committed tables in ``results/science/`` (computed by
+   ``python -m interp.experiments``; hours of CPU, so never recomputed here: a missing table is a note).
+>>>>>>> issue-12
 
 Every expensive unit is cached under ``.cache/figures/<sha>.json`` keyed by everything it depends on
 (settings, model fingerprint, task content, stage code version), so a rerun with identical settings only
@@ -93,6 +97,7 @@ class FigureSettings:
     regression_positions_dir: str | None = None
     regression_prompts: int = 300  # fallback curves of the shipped checkpoints
     comparison_path: str = "results/text_comparison.json"
+    science_dir: str = "results/science"
     quick: bool = False
 
     @classmethod
@@ -595,6 +600,23 @@ def _regression_fallback(run: FigureRun) -> tuple[list[dict], str]:
     ], f"shipped checkpoints ({', '.join(classes)}), evaluate_curve with {run.s.regression_prompts} prompts"
 
 
+def stage_science(run: FigureRun) -> dict:
+    """Stage 8: the issue-12 figures from ``results/science/*.json`` (never recomputed here; see the docstring)."""
+    from analyses import science
+
+    bar = run.bar(range(1), "[8/8] science figures")
+    drawn, missing = science.draw_all(run.save, run.s.science_dir)
+    bar.update(1)
+    bar.close()
+    if missing:
+        run.notes.append(f"Science figures skipped for missing tables {', '.join(missing)} in {run.s.science_dir}/: "
+                         "compute them with `python -m interp.experiments run ...` then `... summarise`.")  # fmt: skip
+    claims = Path("results/claims.json")
+    verdicts = json.loads(claims.read_text())["claims"] if claims.exists() else []
+    return {"figures": drawn, "missing": missing,
+            "verdicts": [{"claim": c["claim"], "verdict": c["verdict"]} for c in verdicts]}  # fmt: skip
+
+
 def _slug(name: str) -> str:
     return "".join(ch if ch.isalnum() else "_" for ch in name).strip("_").lower()
 
@@ -651,6 +673,7 @@ def run_figures(
     )
     run.results["regression"] = timed("regression", stage_regression, run)
     run.results["regression_positions"] = timed("regression_positions", stage_regression_positions, run)
+    run.results["science"] = timed("science", stage_science, run)
     t0 = time.perf_counter()
     run.writer.flush()
     run.timings["png_export"] = round(time.perf_counter() - t0, 1)

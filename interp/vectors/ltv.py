@@ -32,7 +32,7 @@ import time
 import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 import einops
 import torch
@@ -63,6 +63,7 @@ class LTVConfig:
     l1: float = 0.0  # L1 penalty on θ (sparser head weights)
     basis: str = "heads"  # heads | chunks (reference code's residual-slice basis; comparison only)
     layers: tuple[int, ...] | None = None  # restrict θ to these layers (None: all) - for single-layer sweeps
+    heads: tuple[tuple[int, int], ...] | None = None  # restrict θ to these (layer, head)s (None: all) - sparse LTVs
     eval_every: int = 20
     patience: int = 5  # evaluations without valid-loss improvement before stopping
     checkpoint_every: int = 50
@@ -77,6 +78,8 @@ class LTVConfig:
         for key in ("corruptions", "layers"):
             if d.get(key) is not None:
                 d[key] = tuple(d[key])
+        if d.get("heads") is not None:
+            d["heads"] = tuple((int(l), int(h)) for l, h in d["heads"])
         return cls(**d)
 
 
@@ -139,12 +142,9 @@ class LearnedTaskVector(TaskVector):
         return LearnedTaskVector({"theta": theta, "basis": self.basis}, meta)
 
     def active_mask(self) -> Tensor:
-        layers = self.meta.get("config", {}).get("layers")
-        mask = torch.ones_like(self.theta)
-        if layers is not None:
-            mask.zero_()
-            mask[list(layers)] = 1
-        return mask
+        """1 for the heads θ was allowed to use (its config's ``layers`` / ``heads``), else 0."""
+        cfg = LTVConfig.from_dict({k: v for k, v in self.meta.get("config", {}).items() if k in LTVConfig.__dataclass_fields__})
+        return active_heads(cfg, *self.theta.shape).to(self.theta.device)
 
 
 def head_basis(model, problem: Problem, n_mean: int, basis: str = "heads") -> Float[Tensor, "layer head d_model"]:
@@ -209,9 +209,9 @@ def _row_hooks(model, theta: Tensor, basis: Tensor, task_index: Tensor):
     return add_vectors(model, {layer: vectors[:, layer] for layer in range(theta.shape[0])})
 
 
-def _pool_loss(problem, model, pool: _Pool, theta, basis, rows_per_call=64) -> tuple[float, float]:
+def _pool_loss(problem, pool: _Pool, param, make_hooks, rows_per_call=64) -> tuple[float, float]:
     with torch.no_grad():
-        out = run_prefix(pool.prefix, lambda idx: _row_hooks(model, theta, basis, pool.task_index[idx]), rows_per_call)
+        out = run_prefix(pool.prefix, lambda idx: make_hooks(param, pool.task_index[idx]), rows_per_call)
         return problem.loss(out, pool.targets).item(), problem.row_metric(out, pool.targets).mean().item()
 
 
@@ -219,36 +219,101 @@ def fit_ltv(
     problems: Problem | Sequence[Problem],
     config: LTVConfig | None = None,
     *,
+    basis: Float[Tensor, "task layer head d_model"] | Float[Tensor, "layer head d_model"] | None = None,
     checkpoint_dir: str | Path | None = None,
     resume: bool = False,
     progress: bool = True,
 ) -> LearnedTaskVector:
-    """Train an LTV on one problem, or one shared θ on several (a multi-task LTV, each task with its own ā)."""
+    """Train an LTV on one problem, or one shared θ on several (a multi-task LTV, each task with its own ā).
+
+    ``basis`` replaces the ā of the problems' clean prompts by another set of head vectors (one per problem,
+    or one shared), e.g. another task's ā or ā of random-label prompts, for controls (`interp.experiments`).
+    """
     cfg = config or LTVConfig()
     problems = [problems] if isinstance(problems, Problem) else list(problems)
     model = problems[0].model
-    corruptions = problems[0].check_corruptions(cfg.corruptions or problems[0].corruptions)
+    problems[0].check_corruptions(cfg.corruptions or problems[0].corruptions)
     names = [p.name for p in problems]
     if len(set(names)) != len(names):
         raise VectorError(f"a multi-task LTV got the same task twice ({', '.join(names)}); give each task once")
-    torch.manual_seed(cfg.seed)
-    model.requires_grad_(False)  # frozen model: only θ learns (also saves the parameter gradients)
-
-    # [T L H d], float32 like θ (a bf16 model's head means are upcast; the hooks cast back to the model dtype)
-    basis = torch.stack([head_basis(model, p, cfg.n_mean, cfg.basis) for p in problems]).float()
+    if basis is None:
+        # [T L H d], float32 like θ (a bf16 model's head means are upcast; the hooks cast back to the model dtype)
+        basis = torch.stack([head_basis(model, p, cfg.n_mean, cfg.basis) for p in problems]).float()
+    else:
+        basis = basis.detach().to(device=model.cfg.device, dtype=torch.float32)
+        basis = basis[None].expand(len(problems), *basis.shape) if basis.ndim == 3 else basis
+        expected = (len(problems), model.cfg.n_layers, model.cfg.n_heads, model.cfg.d_model)
+        if tuple(basis.shape) != expected:
+            raise VectorError(f"basis must be [task, layer, head, d_model] = {list(expected)}, got {list(basis.shape)}")
     n_layers, n_heads = basis.shape[1:3]
-    active = torch.zeros(n_layers, n_heads, device=basis.device)
+    active = active_heads(cfg, n_layers, n_heads).to(basis.device)
+
+    def make_hooks(theta: Tensor, task_index: Tensor):
+        return _row_hooks(model, theta, basis, task_index)
+
+    def finish(best_theta: Tensor, state: dict, corruptions, t0: float) -> LearnedTaskVector:
+        return _finish(problems, model, cfg, best_theta, basis, state, corruptions, t0)
+
+    return train_final_token(
+        problems, cfg, _init_theta(cfg, (n_layers, n_heads), active), make_hooks, finish,
+        grad_mask=active, desc=f"LTV {problems[0].name}", checkpoint_dir=checkpoint_dir, resume=resume,
+        progress=progress,
+    )  # fmt: skip
+
+
+def active_heads(cfg: LTVConfig, n_layers: int, n_heads: int) -> Tensor:
+    """1 for every head θ may use (``cfg.layers`` and ``cfg.heads`` restrict it), else 0."""
+    active = torch.zeros(n_layers, n_heads)
     for layer in cfg.layers if cfg.layers is not None else range(n_layers):
         if not 0 <= layer < n_layers:
             raise VectorError(f"layer {layer} out of range for a {n_layers}-layer model")
         active[layer] = 1
+    if cfg.heads is not None:
+        keep = torch.zeros(n_layers, n_heads)
+        for layer, head in cfg.heads:
+            if not (0 <= layer < n_layers and 0 <= head < n_heads):
+                raise VectorError(f"head ({layer}, {head}) out of range for a {n_layers}x{n_heads}-head model")
+            keep[layer, head] = 1
+        active = active * keep
+    if not active.any():
+        raise VectorError("the layers / heads settings leave no head for θ to use; allow at least one")
+    return active
+
+
+def train_final_token(
+    problems: Sequence[Problem],
+    cfg,
+    init: Tensor,
+    make_hooks: Callable[[Tensor, Tensor], list],
+    finish: Callable[[Tensor, dict, tuple, float], TaskVector],
+    *,
+    grad_mask: Tensor | None = None,
+    desc: str = "train",
+    checkpoint_dir: str | Path | None = None,
+    resume: bool = False,
+    progress: bool = True,
+):
+    """The training loop shared by every learned final-token intervention (LTV θ, free steering vectors).
+
+    ``make_hooks(param, task_index)`` gives the hooks applying ``param`` to rows of the given tasks; only
+    ``param`` learns (Adam, ``cfg.lr``; an L1 penalty ``cfg.l1``; ``grad_mask`` zeroes frozen entries).
+    Minibatches of the fixed *train* pool of corrupted prompts, early stopping on the *valid* pool's loss
+    with patience ``cfg.patience`` (reset on improvement), checkpoints and resume, Ctrl-C keeps the best
+    parameter. ``finish(best_param, state, corruptions, t0)`` builds the returned vector. ``cfg`` needs the
+    fields corruptions, n_train, n_valid, steps, batch_size, lr, l1, eval_every, patience, checkpoint_every,
+    seed and ``to_dict()`` (as `LTVConfig`).
+    """
+    model = problems[0].model
+    corruptions = problems[0].check_corruptions(cfg.corruptions or problems[0].corruptions)
+    torch.manual_seed(cfg.seed)
+    model.requires_grad_(False)  # frozen model: only the intervention learns (also saves parameter gradients)
 
     train = _Pool.build(problems, corruptions, "train", cfg.n_train)
     valid = _Pool.build(problems, corruptions, "valid", cfg.n_valid)
     if len(train) < cfg.batch_size:
         raise VectorError(f"only {len(train)} training prompts for batch size {cfg.batch_size}; lower batch_size")
 
-    theta = _init_theta(cfg, (n_layers, n_heads), active).requires_grad_()
+    theta = init.detach().clone().to(model.cfg.device).requires_grad_()
     optimizer = torch.optim.Adam([theta], lr=cfg.lr)
     state = {"step": 0, "best_loss": math.inf, "best_step": 0, "bad_evals": 0, "curve": [], "stopped": None}
     best_theta = theta.detach().clone()
@@ -260,9 +325,9 @@ def fit_ltv(
     t0 = time.perf_counter()
 
     def evaluate(step: int) -> bool:
-        """Valid loss at ``step``; keep θ if best. Returns True when patience runs out."""
+        """Valid loss at ``step``; keep the parameter if best. Returns True when patience runs out."""
         nonlocal best_theta
-        v_loss, v_metric = _pool_loss(problems[0], model, valid, theta.detach(), basis)
+        v_loss, v_metric = _pool_loss(problems[0], valid, theta.detach(), make_hooks)
         state["curve"].append({"step": step, "valid_loss": v_loss, "valid_metric": v_metric, "train_loss": last_loss})
         if v_loss < state["best_loss"] - 1e-6:
             state.update(best_loss=v_loss, best_step=step, bad_evals=0)  # reset the patience counter
@@ -272,25 +337,26 @@ def fit_ltv(
         return state["bad_evals"] >= cfg.patience
 
     last_loss = float("nan")
-    bar = tqdm(total=cfg.steps, initial=state["step"], desc=f"LTV {problems[0].name}", disable=not progress)
+    bar = tqdm(total=cfg.steps, initial=state["step"], desc=desc, disable=not progress)
     try:
         if state["step"] == 0:
             evaluate(0)
         while state["step"] < cfg.steps:
             # minibatch drawn from (seed, step) alone, so a resumed run sees the same data as an unbroken one
             gen = torch.Generator(device="cpu").manual_seed(cfg.seed * 1_000_003 + state["step"])
-            idx = torch.randint(len(train), (cfg.batch_size,), generator=gen, device="cpu").to(basis.device)
-            out = train.prefix.select(idx).run(_row_hooks(model, theta, basis, train.task_index[idx]))
+            idx = torch.randint(len(train), (cfg.batch_size,), generator=gen, device="cpu").to(train.targets.device)
+            out = train.prefix.select(idx).run(make_hooks(theta, train.task_index[idx]))
             loss = loss_fn(out, train.targets[idx])
             if cfg.l1:
                 loss = loss + cfg.l1 * theta.abs().sum()
             if not torch.isfinite(loss):
                 state["stopped"] = f"non-finite loss at step {state['step'] + 1}; kept θ of step {state['best_step']}"
-                warnings.warn(f"LTV training stopped: {state['stopped']}")
+                warnings.warn(f"{desc} training stopped: {state['stopped']}")
                 break
             optimizer.zero_grad()
             loss.backward()
-            theta.grad *= active  # inactive layers stay at zero
+            if grad_mask is not None:
+                theta.grad *= grad_mask  # frozen entries (inactive layers / heads) stay at their init
             optimizer.step()
             state["step"] += 1
             last_loss = loss.item()
@@ -306,11 +372,11 @@ def fit_ltv(
         state["stopped"] = f"interrupted at step {state['step']}; kept θ of step {state['best_step']}"
         if ckpt is not None:
             _save_checkpoint(ckpt, theta, best_theta, optimizer, state, cfg)
-            _finish(problems, model, cfg, best_theta, basis, state, corruptions, t0).save(ckpt)
+            finish(best_theta, state, corruptions, t0).save(ckpt)
         raise
     finally:
         bar.close()
-    vector = _finish(problems, model, cfg, best_theta, basis, state, corruptions, t0)
+    vector = finish(best_theta, state, corruptions, t0)
     if ckpt is not None:
         _save_checkpoint(ckpt, theta, best_theta, optimizer, state, cfg)
     return vector
