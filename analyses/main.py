@@ -18,7 +18,6 @@ Stages, each with its own progress bar, in the order they depend on each other:
 8. **science** — "is the LTV a task representation?": θ stability, head-count curve, controls, data
    efficiency, portability, drawn from the committed tables in ``results/science/`` (computed by
    ``python -m interp.experiments``; hours of CPU, so never recomputed here: a missing table is a note).
->>>>>>> issue-12
 
 Every expensive unit is cached under ``.cache/figures/<sha>.json`` keyed by everything it depends on
 (settings, model fingerprint, task content, stage code version), so a rerun with identical settings only
