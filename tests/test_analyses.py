@@ -24,7 +24,10 @@ def fitted(tiny_gpt2):
 
     problem = TextProblem(tiny_gpt2, load_task("builtin:antonym"), shots=3)
     other = TextProblem(tiny_gpt2, load_task("builtin:capitalize"), shots=3)
-    ltv_cfg = LTVConfig(steps=6, n_train=8, n_valid=4, n_mean=6, batch_size=4, eval_every=3)
+    # θ starts non-zero: with 6 steps the valid loss may never improve on a random model, and a zero θ
+    # would make the LTV's head scores and vector degenerate (NaN correlations, zero cosines).
+    ltv_cfg = LTVConfig(steps=6, n_train=8, n_valid=4, n_mean=6, batch_size=4, eval_every=3, init="normal",
+                        init_std=0.1)  # fmt: skip
     ltv = fit_ltv(problem, ltv_cfg, progress=False)
     fv = fit_fv(problem, FVConfig(top_k=3, n_mean=6, n_cie=3, n_valid=4), progress=False)
     tv = fit_tv(problem, TVConfig(n_source=4, n_valid=4), progress=False)
