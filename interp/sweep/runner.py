@@ -1,0 +1,220 @@
+"""Run a sweep: plan the grid, skip finished cells, fan the rest out over Ray actors (or run in-process).
+
+Each Ray actor (`SweepWorker`) loads the model once in ``__init__`` and then serves many groups of cells
+(`interp.sweep.cells.run_group`); `ray.util.ActorPool` hands the next pending group to whichever actor is
+free. Workers write each finished cell straight into the store (atomically), so a sweep killed at any
+point keeps every cell finished so far, and the same command computes only what is missing. Without
+``address`` a local Ray instance is started (usage stats off, no dashboard); with ``address`` the sweep joins
+that cluster (then ``out`` must be a folder every node sees, e.g. a shared filesystem). Workers ask Ray for
+one GPU each when the device is CUDA, so one command fans out over a machine's GPUs.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Callable
+
+from tqdm.auto import tqdm
+
+from interp.sweep.cells import GroupSpec, load_worker_model, model_identity, run_group
+from interp.sweep.config import SweepConfig
+from interp.sweep.keys import plan, resolve_tasks
+from interp.sweep.store import Store, write_json_atomic
+
+
+def _context(cfg: SweepConfig, ident: dict) -> dict:
+    """Fields written into every cell record (the cell's parameters beyond task / method / setting / seed)."""
+    return {
+        "model": cfg.model, "model_fingerprint": ident["model_fingerprint"], "shots": cfg.shots,
+        "n_requested": cfg.n, "template": cfg.template, "split_seed": cfg.split_seed,
+    }  # fmt: skip
+
+
+class SweepWorker:
+    """One model, many groups of cells (used as a Ray actor; also in-process with ``workers=0``)."""
+
+    def __init__(self, model_name: str, device: str | None, threads: int, out: str, context: dict | None = None):
+        import torch
+
+        torch.set_num_threads(threads)
+        t0 = time.perf_counter()
+        self.model = load_worker_model(model_name, device)
+        self.load_s = time.perf_counter() - t0
+        self.store = Store(out)
+        self.context = context or {}
+
+    def identity(self) -> dict:
+        return {**model_identity(self.model), "load_s": round(self.load_s, 2), "pid": os.getpid()}
+
+    def set_context(self, context: dict) -> None:
+        self.context = context
+
+    def run(self, group: GroupSpec, emit: Callable[[dict], None] | None = None) -> list[dict]:
+        records = []
+
+        def write(record: dict) -> None:
+            self.store.write(record, self.context)
+            records.append(record)
+            if emit is not None:
+                emit(record)
+
+        run_group(self.model, group, write)
+        return records
+
+
+def _device(cfg: SweepConfig) -> str:
+    if cfg.device:
+        return cfg.device
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def run_sweep(
+    cfg: SweepConfig, *, progress: bool = True, on_cell: Callable[[dict], None] | None = None
+) -> dict:
+    """Compute every missing cell of ``cfg``'s grid into ``cfg.out``; returns the run's summary.
+
+    ``on_cell(record)`` is called in this process after each cell is stored (in-process mode: as each cell
+    finishes; with Ray: as each group comes back). Exceptions from it (e.g. KeyboardInterrupt) stop the sweep
+    with every cell finished so far kept.
+    """
+    t_start = time.perf_counter()
+    cfg.validate()
+    tasks = resolve_tasks(cfg)  # unknown task -> config error before anything starts
+    store = Store(cfg.out)
+    device = _device(cfg)
+    timings: dict[str, float] = {}
+    local_worker, pool, ray_mod = None, None, None
+    try:
+        if cfg.workers == 0:
+            local_worker = SweepWorker(cfg.model, cfg.device, cfg.threads, cfg.out)
+            ident = local_worker.identity()
+        else:
+            t0 = time.perf_counter()
+            ray_mod, actors = _start_ray(cfg, device)
+            timings["ray_init_s"] = round(time.perf_counter() - t0, 2)
+            ident = ray_mod.get(actors[0].identity.remote())
+            ray_mod.get([a.identity.remote() for a in actors])  # all models loaded
+            timings["workers_ready_s"] = round(time.perf_counter() - t0, 2)
+        context = _context(cfg, ident)
+        groups = plan(cfg, ident["model_fingerprint"], tasks)
+        total = sum(len(g.cells) for g in groups)
+        done = store.finished()
+        pending = []
+        for g in groups:
+            cells = [c for c in g.cells if c.key not in done]
+            if cells:
+                pending.append(GroupSpec(g.kind, g.tasks, g.seed, cells, g.options, g.artifacts, g.label))
+        n_pending = sum(len(g.cells) for g in pending)
+        grid = [c.key for g in groups for c in g.cells]
+        write_json_atomic(store.root / "sweep.json", {
+            "config": cfg.to_dict(), "model": ident, "grid": grid, "summary": None, "timings_s": timings,
+        })  # fmt: skip
+        stats = {"computed": 0, "failed": 0}
+        bar = tqdm(total=n_pending, desc=f"sweep {cfg.out}", unit="cell", file=sys.stderr, disable=not progress,
+                   dynamic_ncols=True)  # fmt: skip
+        running = [0]
+
+        def seen(record: dict) -> None:
+            stats["computed" if record["status"] == "ok" else "failed"] += 1
+            running[0] -= 1
+            bar.update(1)
+            bar.set_postfix(done=stats["computed"], running=running[0], failed=stats["failed"], refresh=False)
+            if on_cell is not None:
+                on_cell(record)
+
+        if local_worker is not None:
+            local_worker.set_context(context)
+            for g in pending:
+                running[0] = len(g.cells)
+                local_worker.run(g, emit=seen)
+                store.write_table()  # the table follows the cells as they land (a store copied mid-run is usable)
+        else:
+            from ray.util import ActorPool
+
+            ray_mod.get([a.set_context.remote(context) for a in actors])
+            pool = ActorPool(actors)
+            queue = list(pending)
+            in_flight: dict[str, float] = {}  # cells sent to a worker and not yet seen here -> time sent
+
+            def submit() -> None:
+                while queue and pool.has_free():
+                    g = queue.pop(0)
+                    pool.submit(lambda a, grp: a.run.remote(grp), g)
+                    running[0] += len(g.cells)
+                    in_flight.update({c.key: time.time() for c in g.cells})
+
+            def count(rec: dict) -> None:
+                if in_flight.pop(rec["key"], None) is not None:
+                    seen(rec)
+
+            submit()
+            bar.set_postfix(done=0, running=running[0], failed=0)
+            while pool.has_next():
+                try:
+                    records = pool.get_next_unordered(timeout=5)
+                except TimeoutError:
+                    # workers write each cell as it finishes: count the ones landed so far (live progress)
+                    for key, sent in list(in_flight.items()):
+                        path = store.cells_dir / f"{key}.json"
+                        if path.exists() and path.stat().st_mtime >= sent - 1:  # not a previous run's failure
+                            try:
+                                count(json.loads(path.read_text()))
+                            except (json.JSONDecodeError, OSError):
+                                pass
+                    continue
+                for rec in records:
+                    count(rec)
+                store.write_table()
+                submit()
+        bar.close()
+        records = store.records()
+        store.write_table(records)
+        summary = {
+            "cells": total,
+            "computed": stats["computed"],
+            "reused": total - n_pending,
+            "failed": stats["failed"],
+            "wall_s": round(time.perf_counter() - t_start, 2),
+            "out": str(cfg.out),
+        }
+        failures = [r for r in records.values() if r.get("status") == "failed" and r["key"] in {c.key for g in pending for c in g.cells}]
+        write_json_atomic(store.root / "sweep.json", {
+            "config": cfg.to_dict(), "model": ident, "grid": grid, "summary": summary, "timings_s": timings,
+            "failures": [{k: r.get(k) for k in ("task", "method", "setting", "seed", "error")} for r in failures],
+        })  # fmt: skip
+        return summary
+    finally:
+        if ray_mod is not None:
+            ray_mod.shutdown()  # ends this sweep's actors (and the local instance, if this call started it)
+
+
+def _start_ray(cfg: SweepConfig, device: str):
+    """A local Ray instance (or the cluster at ``cfg.address``) and ``cfg.workers`` model-serving actors."""
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    import ray
+
+    kwargs = dict(include_dashboard=False, log_to_driver=False, logging_level="ERROR")
+    if cfg.address:
+        ray.init(address=cfg.address, **kwargs)
+    else:
+        gpus = None
+        if device.startswith("cuda"):
+            import torch
+
+            gpus = torch.cuda.device_count()
+        ray.init(num_cpus=max(cfg.workers * cfg.threads, 1), num_gpus=gpus, **kwargs)
+    worker_cls = ray.remote(SweepWorker)
+    opts = {"num_cpus": cfg.threads, "max_restarts": 0}
+    if device.startswith("cuda"):
+        opts["num_gpus"] = 1
+    actors = [
+        worker_cls.options(**opts).remote(cfg.model, cfg.device, cfg.threads, str(Path(cfg.out).resolve()))
+        for _ in range(cfg.workers)
+    ]
+    return ray, actors
