@@ -9,7 +9,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from interp.sweep import SweepConfig, SweepConfigError, Store, read_results, run_sweep
+from interp.sweep import Store, SweepConfig, SweepConfigError, read_results, run_sweep
 
 BUILTIN = Path(__file__).resolve().parents[1] / "interp" / "tasks" / "builtin"
 SMALL = {  # method options small enough for a tiny model in seconds
@@ -136,8 +136,8 @@ def test_seeds_change_demos_not_test_queries(tiny_gpt2):
 
 
 def test_config_toml_and_flags(tmp_path):
-    from interp.sweep.cli import config_from_args
     from interp.cli import build_parser
+    from interp.sweep.cli import config_from_args
 
     toml = tmp_path / "sweep.toml"
     toml.write_text('tasks = ["antonym"]\nseeds = [0, 1]\nn = 7\n[ltv]\nsteps = 11\n')
@@ -177,3 +177,30 @@ def test_one_ray_worker(tmp_path, tasks_dir):
     assert meta["model"]["pid"] > 0 and "ray_init_s" in meta["timings_s"]
     # the in-process mode finds the Ray worker's cells
     assert run_sweep(SweepConfig.from_dict({**cfg.to_dict(), "workers": 0}), progress=False)["computed"] == 0
+
+
+def test_sigkilled_sweep_resumes_only_missing_cells(tmp_path, tasks_dir):
+    """A real kill (SIGKILL of the sweep process midway), then the same command: only missing cells run."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    out = tmp_path / "s"
+    cmd = [sys.executable, "-m", "interp.cli", "sweep", "--model", "tiny-gpt2", "--tasks", "antonym,capitalize",
+           "--tasks-dir", str(tasks_dir), "--methods", "none,icl,ltv", "--n", "6", "--shots", "3", "--workers", "0",
+           "--out", str(out), "--json", "--quiet"] + [f"--set=ltv.{k}={v}" for k, v in SMALL["ltv"].items()]  # fmt: skip
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while len(cell_files(out)) < 2 and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    kept = cell_files(out)
+    assert 2 <= len(kept) < 10, "the sweep should have been killed midway"
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300, check=True)
+    summary = json.loads(done.stdout)
+    assert (summary["cells"], summary["reused"], summary["computed"]) == (10, len(kept), 10 - len(kept))
+    assert all(cell_files(out)[n] == m for n, m in kept.items())

@@ -16,10 +16,11 @@ holds the same field names as `SweepConfig` (method options as sub-tables ``[ltv
 
 from __future__ import annotations
 
-import tomllib
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
+
+import tomllib
 
 from interp.vectors import FVConfig, LTVConfig, TVConfig
 
@@ -82,7 +83,7 @@ class SweepConfig:
             if isinstance(value, dict):
                 setattr(self, name, _sub_config(name, value))
 
-    def validate(self) -> "SweepConfig":
+    def validate(self) -> SweepConfig:
         unknown = [m for m in self.methods if m not in METHODS]
         if unknown:
             raise SweepConfigError(f"unknown method(s) {', '.join(unknown)}; choose from {', '.join(METHODS)}")
@@ -103,7 +104,7 @@ class SweepConfig:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, d: dict) -> "SweepConfig":
+    def from_dict(cls, d: dict) -> SweepConfig:
         known = {f.name for f in fields(cls)}
         unknown = set(d) - known
         if unknown:
@@ -111,7 +112,7 @@ class SweepConfig:
         return cls(**d)
 
     @classmethod
-    def from_toml(cls, path: str | Path) -> "SweepConfig":
+    def from_toml(cls, path: str | Path) -> SweepConfig:
         path = Path(path)
         try:
             data = tomllib.loads(path.read_text())

@@ -15,8 +15,8 @@ import json
 import os
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from tqdm.auto import tqdm
 
@@ -199,7 +199,7 @@ def _start_ray(cfg: SweepConfig, device: str):
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     import ray
 
-    kwargs = dict(include_dashboard=False, log_to_driver=False, logging_level="ERROR")
+    kwargs = {"include_dashboard": False, "log_to_driver": False, "logging_level": "ERROR"}
     if cfg.address:
         ray.init(address=cfg.address, **kwargs)
     else:

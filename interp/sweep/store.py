@@ -26,8 +26,8 @@ from typing import Any
 
 import pandas as pd
 
-from interp.sweep.cells import LABELS
 from interp.evaluation import wilson_interval
+from interp.sweep.cells import LABELS
 
 COLUMNS = [
     "key", "model", "model_fingerprint", "task", "method", "label", "setting", "seed", "shots", "n_requested",
