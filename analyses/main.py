@@ -478,8 +478,8 @@ def stage_comparison(run: FigureRun, vec_results: dict, multi: dict | None) -> d
     bar.update(1)
     bar.close()
     run.save(fig, "comparison_table",
-             f"Test accuracy of every method on every task, zero-shot (top) and shuffled-label (bottom) prompts, with 95% "
-             f"Wilson intervals; source: {source}.  \nThe same table in Markdown: [comparison_table.md](comparison_table.md).")  # fmt: skip
+             f"Test accuracy of every method on every task, zero-shot (top) and shuffled-label (bottom) prompts: 95% Wilson "
+             f"intervals (one seed) or the mean ± sample std over seeds; source: {source}.  \nThe same table in Markdown: [comparison_table.md](comparison_table.md).")  # fmt: skip
     return {"source": source, "cells": df.to_dict("records")}
 
 
