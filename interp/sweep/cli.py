@@ -77,10 +77,14 @@ def config_from_args(args) -> SweepConfig:
 
 
 def cmd_sweep(args) -> int:
-    from interp.sweep.runner import run_sweep
+    from interp.sweep.runner import SweepWorkerError, run_sweep
 
     cfg = config_from_args(args)
-    summary = run_sweep(cfg, progress=not args.quiet)
+    try:
+        summary = run_sweep(cfg, progress=not args.quiet)
+    except SweepWorkerError as err:
+        print(f"interp sweep: error: {err}", file=sys.stderr)
+        return 2
     if args.json:
         print(json.dumps(summary))
     else:

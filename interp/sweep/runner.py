@@ -26,6 +26,17 @@ from interp.sweep.keys import plan, resolve_tasks
 from interp.sweep.store import Store, write_json_atomic
 
 
+class SweepWorkerError(RuntimeError):
+    """A Ray worker failed to start (its model could not be loaded); the message carries the worker's error."""
+
+
+def _root_cause(err: BaseException) -> str:
+    """The last ``SomeError: message`` line of a Ray error's text (the worker's own exception)."""
+    lines = [ln.strip() for ln in str(err).splitlines() if ln.strip()]
+    causes = [ln for ln in lines if ln.split(":", 1)[0].endswith(("Error", "Exception"))]
+    return (causes or lines or [type(err).__name__])[-1][:500]
+
+
 def _context(cfg: SweepConfig, ident: dict) -> dict:
     """Fields written into every cell record (the cell's parameters beyond task / method / setting / seed)."""
     return {
@@ -98,8 +109,11 @@ def run_sweep(
             t0 = time.perf_counter()
             ray_mod, actors = _start_ray(cfg, device)
             timings["ray_init_s"] = round(time.perf_counter() - t0, 2)
-            ident = ray_mod.get(actors[0].identity.remote())
-            ray_mod.get([a.identity.remote() for a in actors])  # all models loaded
+            try:
+                ident = ray_mod.get(actors[0].identity.remote())
+                ray_mod.get([a.identity.remote() for a in actors])  # all models loaded
+            except ray_mod.exceptions.RayError as err:  # e.g. an unknown model: one clear line, not a Ray trace
+                raise SweepWorkerError(f"a sweep worker could not start: {_root_cause(err)}") from None
             timings["workers_ready_s"] = round(time.perf_counter() - t0, 2)
         context = _context(cfg, ident)
         groups = plan(cfg, ident["model_fingerprint"], tasks)
