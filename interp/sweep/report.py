@@ -97,6 +97,44 @@ def seed_means(summary: pd.DataFrame) -> pd.DataFrame:
             .rename(columns={"mean": "mean_accuracy", "count": "tasks"}))  # fmt: skip
 
 
+def _markdown_table(df: pd.DataFrame) -> str:
+    def fmt(v):
+        return f"{v:.3g}" if isinstance(v, float) else str(v)
+
+    lines = ["| " + " | ".join(df.columns) + " |", "|---" * len(df.columns) + "|"]
+    lines += ["| " + " | ".join(fmt(v) for v in row) + " |" for row in df.itertuples(index=False)]
+    return "\n".join(lines)
+
+
+def cost_frame(sweep: str | Path) -> pd.DataFrame:
+    """Measured cost per method from the cell records: fits (counted once per fitted vector, fresh fits only)
+    and evaluations, in seconds of wall time on the worker that computed them."""
+    from interp.sweep.store import Store
+
+    fits: dict[str, tuple[str, float]] = {}
+    evals: dict[str, list[float]] = {}
+    for r in Store(sweep).records().values():
+        t = r.get("timing") or {}
+        if r.get("status") != "ok":
+            continue
+        evals.setdefault(r["method"], []).append(t.get("eval_s", np.nan))
+        if r.get("artifact") and not t.get("fit_reused", True) and r["method"] != "random":
+            fits[r["artifact"]] = (r["method"], t["fit_s"])
+    rows = []
+    for method, values in evals.items():
+        f = [s for m, s in fits.values() if m == method]
+        rows.append({"method": LABELS.get(method, method), "cells": len(values),
+                     "eval_s_mean": float(np.nanmean(values)), "fits": len(f),
+                     "fit_s_mean": float(np.mean(f)) if f else np.nan})  # fmt: skip
+    order = {m: i for i, m in enumerate(ROW_ORDER)}
+    df = pd.DataFrame(rows)
+    if len(df):
+        df = df.sort_values("method", key=lambda m: m.map(order).fillna(99)).reset_index(drop=True)
+        total = df.eval_s_mean * df.cells + df.fit_s_mean.fillna(0) * df.fits
+        df["share_of_time"] = (total / total.sum()).round(3)
+    return df
+
+
 def grid_results(sweep: str | Path, all_cells: bool = False) -> pd.DataFrame:
     """The store's tidy table restricted to the grid of its last ``interp sweep`` run (``all_cells``: every
     finished cell, e.g. of earlier grids with other tasks, which would otherwise be averaged together)."""
@@ -127,6 +165,11 @@ def write_report(sweep: str | Path, out: str | Path | None = None, quiet: bool =
             f"{f['task']}/{f['method']}/{f['setting']}/seed {f['seed']}: {f['error']}" for f in failed[:20]) + "\n"  # fmt: skip
     (out / "report.md").write_text(f"# Sweep {sweep.name}: text comparison ({model})\n\nSource: `{sweep}/results.parquet`"
                                    f" ({tidy.key.nunique()} cells).\n{notes}{md}")  # fmt: skip
+    cost = cost_frame(sweep)
+    if len(cost):
+        md += ("\n**Cost per method** (wall seconds on the worker, this machine and its load; a vector is fitted once "
+               "and evaluated in both settings; the first evaluation in a setting also builds that setting's test "
+               "prefixes)\n\n" + _markdown_table(cost) + "\n")  # fmt: skip
     summary.to_csv(out / "summary.csv", index=False)
     files = [str(out / "report.md"), str(out / "summary.csv")]
     try:
