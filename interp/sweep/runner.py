@@ -222,7 +222,10 @@ def _start_ray(cfg: SweepConfig, device: str):
             import torch
 
             gpus = torch.cuda.device_count()
-        ray.init(num_cpus=max(cfg.workers * cfg.threads, 1), num_gpus=gpus, **kwargs)
+        # Ray starts workers at niceness +15 by default (to favour its own daemons); a sweep's workers are the
+        # work itself, so they run at the driver's niceness (`nice -n 5 interp sweep ...` then applies to them)
+        ray.init(num_cpus=max(cfg.workers * cfg.threads, 1), num_gpus=gpus, _system_config={"worker_niceness": 0},
+                 **kwargs)  # fmt: skip
     worker_cls = ray.remote(SweepWorker)
     opts = {"num_cpus": cfg.threads, "max_restarts": 0}
     if device.startswith("cuda"):
