@@ -6,7 +6,7 @@ seeds by `interp.sweep.report.summary_frame`, and draws it as a heatmap table: r
 LTV, multi-task LTV), columns are tasks plus their mean, one panel per setting; each cell shows the
 accuracy and its interval (one seed) or its spread over seeds (± sample std). The clean-ICL row is the
 same in both panels (it has no corruption).
-`comparison_markdown` gives the same table in Markdown (`interp.comparison.to_markdown`).
+`comparison_markdown` gives the same table in Markdown (`interp.sweep.report.to_markdown`).
 
     summary = load_comparison("results/sweeps/text")
     fig, df = plot_comparison_table(summary)

@@ -207,7 +207,7 @@ def _vector_settings(run: FigureRun) -> dict:
 
 
 def _cell(result, row: str, clean_correct: list[bool] | None) -> dict:
-    """One comparison cell in `interp.comparison`'s format (accuracy, CI, n, Todd's filtered accuracy)."""
+    """One comparison cell of this run (accuracy, CI, n, Todd's filtered accuracy), as `comparison_table` reads it."""
     from interp.evaluation import wilson_interval
 
     d = result.to_dict()

@@ -15,6 +15,7 @@ Todd et al.'s filter (items clean ICL answers right) beside plain accuracy.
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 DEFAULT_TASKS = (
@@ -48,7 +49,7 @@ def main(argv=None) -> int:
     try:
         md = comparison_markdown(args.sweep, args.all_cells)
     except (FileNotFoundError, ValueError) as err:
-        print(f"interp.comparison: error: {err}", file=__import__("sys").stderr)
+        print(f"interp.comparison: error: {err}", file=sys.stderr)
         return 2
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(md)

@@ -166,6 +166,11 @@ def test_cli_json_and_errors(tmp_path, tasks_dir, capsys):
     assert main(["report", "--sweep", str(tmp_path / "s"), "--json"]) == 0
     rep = json.loads(capsys.readouterr().out)
     assert rep["cells"] == 1 and (tmp_path / "s" / "report.md").exists()
+    from interp.comparison import main as comparison_main
+
+    assert comparison_main(["--sweep", str(tmp_path / "s"), "--out", str(tmp_path / "t.md")]) == 0
+    assert "| none | 0." in (tmp_path / "t.md").read_text()
+    assert comparison_main(["--sweep", str(tmp_path / "absent")]) == 2
 
 
 def test_one_ray_worker(tmp_path, tasks_dir):
