@@ -1,8 +1,8 @@
 """Run a sweep: plan the grid, skip finished cells, fan the rest out over Ray actors (or run in-process).
 
 Each Ray actor (`SweepWorker`) loads the model once in ``__init__`` and then serves many groups of cells
-(`interp.sweep.cells.run_group`); `ray.util.ActorPool` hands the next pending group to whichever actor is
-free. Workers write each finished cell straight into the store (atomically), so a sweep killed at any
+(`interp.sweep.cells.run_group`); the driver hands the next pending group to whichever actor is free
+(`ray.wait` over the groups in flight, like `ray.util.ActorPool`, but knowing which group a lost worker held). Workers write each finished cell straight into the store (atomically), so a sweep killed at any
 point keeps every cell finished so far, and the same command computes only what is missing. Without
 ``address`` a local Ray instance is started (usage stats off, no dashboard); with ``address`` the sweep joins
 that cluster (then ``out`` must be a folder every node sees, e.g. a shared filesystem). Workers ask Ray for
@@ -37,6 +37,11 @@ def _root_cause(err: BaseException) -> str:
     return (causes or lines or [type(err).__name__])[-1][:500]
 
 
+def _failed_record(cell, error: str) -> dict:
+    return {"key": cell.key, "status": "failed", "task": cell.task, "method": cell.method, "setting": cell.setting,
+            "seed": cell.seed, "error": error, "stage": "worker"}  # fmt: skip
+
+
 def _context(cfg: SweepConfig, ident: dict) -> dict:
     """Fields written into every cell record (the cell's parameters beyond task / method / setting / seed)."""
     return {
@@ -66,6 +71,12 @@ class SweepWorker:
 
     def run(self, group: GroupSpec, emit: Callable[[dict], None] | None = None) -> list[dict]:
         records = []
+        # a retried group (after a worker restart) skips the cells it already finished
+        done = self.store.finished_among([c.key for c in group.cells])
+        if done:
+            records += list(done.values())
+            group = GroupSpec(group.kind, group.tasks, group.seed, [c for c in group.cells if c.key not in done],
+                              group.options, group.artifacts, group.label)  # fmt: skip
 
         def write(record: dict) -> None:
             self.store.write(record, self.context)
@@ -100,7 +111,7 @@ def run_sweep(
     store = Store(cfg.out)
     device = _device(cfg)
     timings: dict[str, float] = {}
-    local_worker, pool, ray_mod = None, None, None
+    local_worker, ray_mod = None, None
     try:
         if cfg.workers == 0:
             local_worker = SweepWorker(cfg.model, cfg.device, cfg.threads, cfg.out)
@@ -149,17 +160,16 @@ def run_sweep(
                 local_worker.run(g, emit=seen)
                 store.write_table()  # the table follows the cells as they land (a store copied mid-run is usable)
         else:
-            from ray.util import ActorPool
-
             ray_mod.get([a.set_context.remote(context) for a in actors])
-            pool = ActorPool(actors)
             queue = list(pending)
+            idle = list(actors)
+            futures: dict = {}  # future -> (actor, group)
             in_flight: dict[str, float] = {}  # cells sent to a worker and not yet seen here -> time sent
 
             def submit() -> None:
-                while queue and pool.has_free():
-                    g = queue.pop(0)
-                    pool.submit(lambda a, grp: a.run.remote(grp), g)
+                while queue and idle:
+                    g, actor = queue.pop(0), idle.pop(0)
+                    futures[actor.run.remote(g)] = (actor, g)
                     running[0] += len(g.cells)
                     in_flight.update({c.key: time.time() for c in g.cells})
 
@@ -169,10 +179,9 @@ def run_sweep(
 
             submit()
             bar.set_postfix(done=0, running=running[0], failed=0)
-            while pool.has_next():
-                try:
-                    records = pool.get_next_unordered(timeout=5)
-                except TimeoutError:
+            while futures:
+                ready, _ = ray_mod.wait(list(futures), num_returns=1, timeout=5)
+                if not ready:
                     # workers write each cell as it finishes: count the ones landed so far (live progress)
                     for key, sent in list(in_flight.items()):
                         path = store.cells_dir / f"{key}.json"
@@ -182,9 +191,24 @@ def run_sweep(
                             except (json.JSONDecodeError, OSError):
                                 pass
                     continue
+                actor, g = futures.pop(ready[0])
+                try:
+                    records = ray_mod.get(ready[0])
+                    idle.append(actor)
+                except ray_mod.exceptions.RayError as err:
+                    # the worker died (e.g. killed for memory) beyond its restarts: its unfinished cells are
+                    # recorded as failed (the next run retries them) and the sweep goes on with the others
+                    msg = f"worker lost: {_root_cause(err)}"
+                    records = [dict(_failed_record(c, msg), **context) for c in g.cells if c.key in in_flight]
+                    for rec in records:
+                        store.write(rec, context)
+                    if not isinstance(err, ray_mod.exceptions.ActorDiedError):
+                        idle.append(actor)
                 for rec in records:
                     count(rec)
                 store.write_table()
+                if not idle and not futures and queue:
+                    raise SweepWorkerError("every sweep worker died; rerun the same command to resume")
                 submit()
         bar.close()
         records = store.records()
@@ -227,7 +251,9 @@ def _start_ray(cfg: SweepConfig, device: str):
         ray.init(num_cpus=max(cfg.workers * cfg.threads, 1), num_gpus=gpus, _system_config={"worker_niceness": 0},
                  **kwargs)  # fmt: skip
     worker_cls = ray.remote(SweepWorker)
-    opts = {"num_cpus": cfg.threads, "max_restarts": 0}
+    # a worker killed (e.g. by Ray's memory monitor on a crowded machine) restarts and its group is retried;
+    # the retry skips the cells the dead worker had already written
+    opts = {"num_cpus": cfg.threads, "max_restarts": 3, "max_task_retries": 3}
     if device.startswith("cuda"):
         opts["num_gpus"] = 1
     actors = [

@@ -71,6 +71,18 @@ class Store:
                 out[rec.get("key", f.stem)] = rec
         return out
 
+    def finished_among(self, keys: list[str]) -> dict[str, dict]:
+        """The ok records of ``keys`` (reads only those files)."""
+        out = {}
+        for k in keys:
+            try:
+                rec = json.loads((self.cells_dir / f"{k}.json").read_text())
+            except (FileNotFoundError, json.JSONDecodeError, OSError):
+                continue
+            if rec.get("status") == "ok":
+                out[k] = rec
+        return out
+
     def finished(self) -> set[str]:
         return {k for k, r in self.records().items() if r.get("status") == "ok"}
 
