@@ -248,8 +248,13 @@ def _start_ray(cfg: SweepConfig, device: str):
             gpus = torch.cuda.device_count()
         # Ray starts workers at niceness +15 by default (to favour its own daemons); a sweep's workers are the
         # work itself, so they run at the driver's niceness (`nice -n 5 interp sweep ...` then applies to them)
-        ray.init(num_cpus=max(cfg.workers * cfg.threads, 1), num_gpus=gpus, _system_config={"worker_niceness": 0},
-                 **kwargs)  # fmt: skip
+        system = {"worker_niceness": 0}
+        if "RAY_memory_monitor_refresh_ms" not in os.environ:
+            # Ray's memory monitor kills Ray workers when the *node* is nearly full, whoever fills it: on a
+            # machine shared with other programs that kills the sweep for their memory. Locally, leave true
+            # out-of-memory to the kernel (set RAY_memory_monitor_refresh_ms to keep Ray's monitor).
+            system["memory_monitor_refresh_ms"] = 0
+        ray.init(num_cpus=max(cfg.workers * cfg.threads, 1), num_gpus=gpus, _system_config=system, **kwargs)
     worker_cls = ray.remote(SweepWorker)
     # a worker killed (e.g. by Ray's memory monitor on a crowded machine) restarts and its group is retried;
     # the retry skips the cells the dead worker had already written
