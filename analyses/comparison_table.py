@@ -1,19 +1,19 @@
 """Analysis 5 — the text comparison table (every method, every task, both corrupted settings) as a figure.
 
-Reads the report of `interp.comparison.run_comparison` (``results/text_comparison.json``: one cell per
-task x setting x method with top-1 first-token test accuracy and its 95% Wilson interval) and draws it
-as a heatmap table: rows are methods (no intervention, clean ICL ceiling, random-θ control, FV, TV,
+Reads a sweep's results store (``interp sweep --out results/sweeps/text``: one cell per task x method x
+setting x seed with top-1 first-token test accuracy and its 95% Wilson interval), reduced to means over
+seeds by `interp.sweep.report.summary_frame`, and draws it as a heatmap table: rows are methods (no intervention, clean ICL ceiling, random-θ control, FV, TV,
 LTV, multi-task LTV), columns are tasks plus their mean, one panel per setting; each cell shows the
-accuracy and its interval. The clean-ICL row is the same in both panels (it has no corruption).
-`comparison_markdown` gives the same table in Markdown (`interp.comparison.to_markdown`).
+accuracy and its interval (one seed) or its spread over seeds (± sample std). The clean-ICL row is the
+same in both panels (it has no corruption).
+`comparison_markdown` gives the same table in Markdown (`interp.sweep.report.to_markdown`).
 
-    report = load_comparison("results/text_comparison.json")
-    fig, df = plot_comparison_table(report)
+    summary = load_comparison("results/sweeps/text")
+    fig, df = plot_comparison_table(summary)
 """
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -29,51 +29,29 @@ ROW_ORDER = ("none", "ICL (clean)", "random-θ", "FV", "TV", "LTV", "LTV (multi-
 _SETTINGS = ("zero-shot", "shuffled")
 
 
-def load_comparison(path: str | Path = "results/text_comparison.json") -> dict | None:
-    """The comparison report at ``path``, or None if it does not exist (yet).
+def load_comparison(sweep: str | Path = "results/sweeps/text") -> pd.DataFrame | None:
+    """The comparison summary (one row per task x method x setting, means over seeds) of the sweep store at
+    ``sweep`` (an ``interp sweep --out`` folder), or None when that store does not exist (yet)."""
+    from interp.sweep.report import grid_results, summary_frame
 
-    When ``path`` is missing but parts written by separate runs exist beside it (``<stem>_*.json``, e.g.
-    ``text_comparison_a.json`` and ``text_comparison_b.json`` from two processes over disjoint task lists),
-    their cells are concatenated into one report (``"parts"`` lists the files; each part's multi-task LTV
-    was trained on that part's tasks only).
-    """
-    path = Path(path)
-    if path.exists():
-        return _read_report(path)
-    parts = sorted(path.parent.glob(f"{path.stem}_*.json")) if path.parent.is_dir() else []
-    if not parts:
+    sweep = Path(sweep)
+    if not (sweep / "cells").is_dir():
         return None
-    reports = [_read_report(p) for p in parts]
-    seen: set[tuple] = set()
-    cells = []
-    for rep in reports:
-        for c in rep["cells"]:
-            key = (c.get("task"), c.get("setting"), c.get("row"))
-            if key not in seen:  # a task run by two parts keeps its first cells
-                seen.add(key)
-                cells.append(c)
-    config = dict(reports[0].get("config", {}))
-    config["tasks"] = list(dict.fromkeys(c["task"] for c in cells))
-    return {"cells": cells, "config": config, "parts": [str(p) for p in parts]}
+    tidy = grid_results(sweep)
+    return summary_frame(tidy) if len(tidy) else None
 
 
-def _read_report(path: Path) -> dict:
-    try:
-        report = json.loads(path.read_text())
-    except json.JSONDecodeError as err:
-        raise AnalysisError(
-            f"{path} is not valid JSON ({err}); is the comparison still being written?"
-        ) from None
-    if not isinstance(report, dict) or not isinstance(report.get("cells"), list):
-        raise AnalysisError(f"{path} has no 'cells' list: not a report of interp.comparison.run_comparison")
-    return report
+def comparison_frame(report) -> pd.DataFrame:
+    """Tidy: one row per (task, setting, method) with accuracy, CI, n, seeds and Todd's filtered accuracy.
 
-
-def comparison_frame(report: dict) -> pd.DataFrame:
-    """Tidy: one row per (task, setting, method) with accuracy, CI, n and Todd's filtered accuracy.
-
-    The clean-ICL cell (setting ``icl``) is repeated under each corrupted setting, as in the Markdown table.
+    ``report`` is a sweep summary (`interp.sweep.report.summary_frame`, returned as is) or a dict with the
+    ``cells`` of this run (`interp.evaluation.EvalResult.to_dict` plus ``row``); the clean-ICL cell (setting
+    ``icl``) is repeated under each corrupted setting, as in the Markdown table.
     """
+    if isinstance(report, pd.DataFrame):
+        if report.empty:
+            raise AnalysisError("the comparison summary has no cells")
+        return report
     cells = report.get("cells") if isinstance(report, dict) else None
     if not cells:
         raise AnalysisError("the comparison report has no cells")
@@ -86,7 +64,7 @@ def comparison_frame(report: dict) -> pd.DataFrame:
         for s in settings:
             f = c.get("filtered") or {}
             rows.append({"task": c["task"], "setting": s, "method": c["row"], "accuracy": c["accuracy"],
-                         "ci_low": c["ci_low"], "ci_high": c["ci_high"], "n": c["n"],
+                         "std": 0.0, "n_seeds": 1, "ci_low": c["ci_low"], "ci_high": c["ci_high"], "n": c["n"],
                          "filtered_accuracy": f.get("accuracy", np.nan), "filtered_n": f.get("n", np.nan)})  # fmt: skip
     return pd.DataFrame(rows)
 
@@ -102,7 +80,7 @@ def plot_comparison_table(report_or_df, title: str | None = None):
     columns = tasks + ["mean"]
     tilted = len(tasks) > 6 or max(len(t) for t in tasks) > 16
     fig = make_subplots(rows=len(settings), cols=1, vertical_spacing=0.2 if tilted else 0.1,
-                        subplot_titles=[f"{s} prompts (test accuracy, 95% Wilson CI)" for s in settings])  # fmt: skip
+                        subplot_titles=[f"{s} prompts (test accuracy; {_how(df)})" for s in settings])  # fmt: skip
     for i, setting in enumerate(settings, start=1):
         d = df[df.setting == setting]
         z, text = [], []
@@ -116,7 +94,10 @@ def plot_comparison_table(report_or_df, title: str | None = None):
                 else:
                     c = cell.iloc[0]
                     zr.append(c.accuracy)
-                    tr.append(f"<b>{c.accuracy:.2f}</b><br>[{c.ci_low:.2f}, {c.ci_high:.2f}]")
+                    if c.get("n_seeds", 1) > 1:
+                        tr.append(f"<b>{c.accuracy:.2f}</b><br>± {c['std']:.2f} ({int(c.n_seeds)} seeds)")
+                    else:
+                        tr.append(f"<b>{c.accuracy:.2f}</b><br>[{c.ci_low:.2f}, {c.ci_high:.2f}]")
             vals = [v for v in zr if v is not None]
             mean = float(np.mean(vals)) if vals else None
             zr.append(mean)
@@ -139,9 +120,13 @@ def plot_comparison_table(report_or_df, title: str | None = None):
     return fig, df
 
 
-def comparison_markdown(report: dict) -> str:
-    """The table as Markdown (methods x tasks, one block per setting)."""
-    from interp.comparison import to_markdown
+def _how(df: pd.DataFrame) -> str:
+    seeds = int(df["n_seeds"].max()) if "n_seeds" in df else 1
+    return "mean ± sample std over seeds" if seeds > 1 else "95% Wilson CI"
 
-    comparison_frame(report)  # validates
-    return to_markdown(report)
+
+def comparison_markdown(report) -> str:
+    """The table as Markdown (methods x tasks, one block per setting)."""
+    from interp.sweep.report import to_markdown
+
+    return to_markdown(comparison_frame(report))

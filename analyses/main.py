@@ -8,8 +8,9 @@ Stages, each with its own progress bar, in the order they depend on each other:
 3. **patching** — for the first task: activation and attribution patching vs LTV and FV head scores.
 4. **layer sweep** — for the first task: FV / TV at every layer, single-layer LTVs at every few layers.
 5. **geometry** — cosine similarity of the task vectors, 2-D PCA of per-prompt vectors (no model run).
-6. **comparison table** — from ``results/text_comparison.json`` when it exists (the full SmolLM2 run on
-   the shared task suite), else from the cells of stages 1–2 (this run's built-in tasks).
+6. **comparison table** — from the sweep store ``results/sweeps/text`` when it exists (``interp sweep``: the
+   SmolLM2 run on the shared task suite, means over seeds), else from the cells of stages 1–2 (this run's
+   built-in tasks).
 7. **regression** — error curves from ``results/regression/*.json``; when there are none, from
    ``interp.regression.experiments.run_length_experiment`` if it exists, else from the shipped
    checkpoints' own curves (no task vectors; the README says so). Then, from the committed
@@ -95,7 +96,7 @@ class FigureSettings:
     # the length experiment on models with / without learned position rows; None: beside regression_dir
     regression_positions_dir: str | None = None
     regression_prompts: int = 300  # fallback curves of the shipped checkpoints
-    comparison_path: str = "results/text_comparison.json"
+    comparison_sweep: str = "results/sweeps/text"  # an `interp sweep --out` store
     science_dir: str = "results/science"
     quick: bool = False
 
@@ -214,7 +215,7 @@ def _vector_settings(run: FigureRun) -> dict:
 
 
 def _cell(result, row: str, clean_correct: list[bool] | None) -> dict:
-    """One comparison cell in `interp.comparison`'s format (accuracy, CI, n, Todd's filtered accuracy)."""
+    """One comparison cell of this run (accuracy, CI, n, Todd's filtered accuracy), as `comparison_table` reads it."""
     from interp.evaluation import wilson_interval
 
     d = result.to_dict()
@@ -465,22 +466,19 @@ def stage_comparison(run: FigureRun, vec_results: dict, multi: dict | None) -> d
     from analyses.comparison_table import comparison_markdown, load_comparison, plot_comparison_table
 
     bar = run.bar(range(1), "[6/7] comparison table")
-    report = load_comparison(run.s.comparison_path)
+    report = load_comparison(run.s.comparison_sweep)
     if report is not None:
-        cfg = report.get("config", {})
-        files = ", ".join(f"`{p}`" for p in report.get("parts", [])) or f"`{run.s.comparison_path}`"
-        source = (f"{files} ({cfg.get('model', '?')}, {len(set(c['task'] for c in report['cells']))} tasks, "
-                  f"{cfg.get('shots', '?')}-shot, n_test={cfg.get('n_test', '?')})")  # fmt: skip
-        if report.get("parts"):
-            run.notes.append(f"Comparison table merged from {len(report['parts'])} partial reports ({files}); each "
-                             "part's multi-task LTV was trained on that part's tasks.")  # fmt: skip
+        meta_path = Path(run.s.comparison_sweep) / "sweep.json"
+        model = json.loads(meta_path.read_text()).get("config", {}).get("model", "?") if meta_path.exists() else "?"
+        source = (f"the sweep store `{run.s.comparison_sweep}` ({model}, {report.task.nunique()} tasks, "
+                  f"{int(report.n_seeds.max())} seed(s) per cell at most, n ≤ {int(report.n.max())} test queries)")  # fmt: skip
     else:
         cells = [c for r in vec_results.values() for c in r["cells"]] + (multi["cells"] if multi else [])
         report = {"cells": cells, "config": {"model": run.s.model, **_vector_settings(run)}}
         source = (f"this run ({run.s.model}, {len(vec_results)} {'built-in ' if not run.s.tasks_dir else ''}tasks, "
-                  f"{run.s.shots}-shot, n_test={run.s.n_test}); `{run.s.comparison_path}` was not found")  # fmt: skip
+                  f"{run.s.shots}-shot, n_test={run.s.n_test}); the sweep store `{run.s.comparison_sweep}` was not found")  # fmt: skip
         run.notes.append(
-            f"Comparison table drawn from this run's cells: {run.s.comparison_path} does not exist yet."
+            f"Comparison table drawn from this run's cells: the sweep store {run.s.comparison_sweep} does not exist yet."
         )
     fig, df = plot_comparison_table(report)
     md = comparison_markdown(report)
@@ -488,8 +486,8 @@ def stage_comparison(run: FigureRun, vec_results: dict, multi: dict | None) -> d
     bar.update(1)
     bar.close()
     run.save(fig, "comparison_table",
-             f"Test accuracy of every method on every task, zero-shot (top) and shuffled-label (bottom) prompts, with 95% "
-             f"Wilson intervals; source: {source}.  \nThe same table in Markdown: [comparison_table.md](comparison_table.md).")  # fmt: skip
+             f"Test accuracy of every method on every task, zero-shot (top) and shuffled-label (bottom) prompts: 95% Wilson "
+             f"intervals (one seed) or the mean ± sample std over seeds; source: {source}.  \nThe same table in Markdown: [comparison_table.md](comparison_table.md).")  # fmt: skip
     return {"source": source, "cells": df.to_dict("records")}
 
 

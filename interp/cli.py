@@ -12,6 +12,8 @@
     interp check --families [--json]        # the same on a tiny model of every TransformerLens family
     interp regress {train,eval} ...         # in-context regression models
     interp figures [--quick] [--force]      # regenerate every figure under figures/
+    interp sweep --tasks a,b --methods none,icl,ltv --seeds 0,1 --out results/sweeps/NAME   # resumable cells on Ray
+    interp report --sweep results/sweeps/NAME  # the comparison table (Markdown + figure) from a sweep's store
 
 Errors that come from bad input (unknown model / task / method, missing files) print one clear line and
 exit with status 2; nothing already written is removed.
@@ -173,6 +175,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="figures")
     p.add_argument("--tasks-dir", default=None)
     p.add_argument("--model", default=None, help=argparse.SUPPRESS)  # tests: a tiny model
+
+    from interp.sweep.cli import add_sweep_parser
+
+    add_sweep_parser(sub)  # `interp sweep`, `interp report`
     return parser
 
 
@@ -285,6 +291,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from interp.regression.cli import cmd_regress
 
             return cmd_regress(args)
+        if args.command in ("sweep", "report"):
+            from interp.sweep.cli import cmd_report, cmd_sweep
+
+            return {"sweep": cmd_sweep, "report": cmd_report}[args.command](args)
         if args.command == "figures":
             from analyses.main import cmd_figures  # type: ignore[import-not-found]
 

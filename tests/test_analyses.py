@@ -361,7 +361,7 @@ def test_main_quick_writes_everything_and_caches(tmp_path, tiny_gpt2):
 
     out, cache = tmp_path / "figures", tmp_path / "cache"
     kwargs = dict(quick=True, model="tiny-gpt2", cache_dir=cache, progress=False, loaded_model=tiny_gpt2,
-                  regression_dir=str(_fake_regression(tmp_path)), comparison_path=str(tmp_path / "absent.json"),
+                  regression_dir=str(_fake_regression(tmp_path)), comparison_sweep=str(tmp_path / "absent"),
                   science_dir=str(tmp_path / "absent"))  # fmt: skip
     first = run_figures(out, **kwargs)
     names = {f["name"] for f in first["figures"]}
@@ -404,7 +404,7 @@ def test_main_without_browser_writes_html_and_says_so(tmp_path, tiny_gpt2, monke
     out = tmp_path / "figures"
     run_figures(out, quick=True, model="tiny-gpt2", cache_dir=tmp_path / "cache", progress=False,
                 loaded_model=tiny_gpt2, tasks=("antonym", "capitalize"), regression_dir=str(tmp_path / "none"),
-                comparison_path=str(tmp_path / "absent.json"))  # fmt: skip
+                comparison_sweep=str(tmp_path / "absent"))  # fmt: skip
     assert not list(out.glob("*.png")) and (out / "layer_sweep.html").exists()
     assert capsys.readouterr().out.count("PNG export skipped") == 1
     assert "PNG export skipped: no browser (test)" in (out / "README.md").read_text()
@@ -449,30 +449,22 @@ def test_evaluate_from_layer_equals_full_evaluation(fitted):
             assert fast.correct == full.correct and np.allclose(fast.prob, full.prob, rtol=1e-4, atol=1e-9)
 
 
-def test_comparison_loader_merges_parts(tmp_path):
-    from analyses.comparison_table import load_comparison
+def test_comparison_loader_reads_sweep_store(tmp_path):
+    from analyses.comparison_table import load_comparison, plot_comparison_table
+    from interp.sweep.store import Store
 
-    cell = lambda t: {
-        "task": t,
-        "setting": "zero-shot",
-        "row": "LTV",
-        "accuracy": 0.5,
-        "ci_low": 0.3,
-        "ci_high": 0.7,
-        "n": 9,
-    }  # noqa: E731
-    assert load_comparison(tmp_path / "text_comparison.json") is None
-    (tmp_path / "text_comparison_a.json").write_text(
-        json.dumps({"cells": [cell("x")], "config": {"model": "m"}})
-    )
-    (tmp_path / "text_comparison_b.json").write_text(json.dumps({"cells": [cell("y"), cell("x")]}))
-    merged = load_comparison(tmp_path / "text_comparison.json")
-    assert [c["task"] for c in merged["cells"]] == ["x", "y"] and len(merged["parts"]) == 2
-    (tmp_path / "text_comparison.json").write_text(json.dumps({"cells": [cell("z")]}))
-    assert [c["task"] for c in load_comparison(tmp_path / "text_comparison.json")["cells"]] == ["z"]
-    (tmp_path / "text_comparison.json").write_text("{oops")
-    with pytest.raises(AnalysisError, match="not valid JSON"):
-        load_comparison(tmp_path / "text_comparison.json")
+    assert load_comparison(tmp_path / "absent") is None
+    store = Store(tmp_path / "sweep")
+    for seed, acc in ((0, 0.4), (1, 0.6)):
+        metrics = {"accuracy": {"value": acc, "ci_low": acc - 0.2, "ci_high": acc + 0.2, "n": 10}}
+        store.write({"key": f"k{seed}", "status": "ok", "task": "x", "method": "ltv", "setting": "zero-shot",
+                     "seed": seed, "metrics": metrics, "correct": [True] * 10}, {"model": "m"})  # fmt: skip
+    summary = load_comparison(tmp_path / "sweep")
+    row = summary.iloc[0]
+    assert (row.method, row.n_seeds) == ("LTV", 2) and row.accuracy == pytest.approx(0.5)
+    assert row["std"] == pytest.approx(0.2 / 2**0.5)  # sample std of {0.4, 0.6}
+    fig, _ = plot_comparison_table(summary)
+    assert "± 0.14" in str([t.text for t in fig.data])
 
 
 def test_stale_figures_are_removed(tmp_path, tiny_gpt2):
@@ -485,10 +477,10 @@ def test_stale_figures_are_removed(tmp_path, tiny_gpt2):
     (out / "results.json").write_text(json.dumps({"figures": [{"name": "old_figure"}]}))
     run_figures(out, quick=True, model="tiny-gpt2", cache_dir=tmp_path / "cache", progress=False, png=False,
                 loaded_model=tiny_gpt2, regression_dir=str(tmp_path / "none"),
-                comparison_path=str(tmp_path / "absent.json"))  # fmt: skip
+                comparison_sweep=str(tmp_path / "absent"))  # fmt: skip
     assert not (out / "old_figure.html").exists() and (out / "unrelated.txt").exists()
     first = (out / "layer_sweep.html").read_bytes()
     run_figures(out, quick=True, model="tiny-gpt2", cache_dir=tmp_path / "cache", progress=False, png=False,
                 loaded_model=tiny_gpt2, regression_dir=str(tmp_path / "none"),
-                comparison_path=str(tmp_path / "absent.json"))  # fmt: skip
+                comparison_sweep=str(tmp_path / "absent"))  # fmt: skip
     assert (out / "layer_sweep.html").read_bytes() == first  # redrawing from the cache is byte-identical

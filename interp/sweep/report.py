@@ -1,0 +1,191 @@
+"""The comparison table of a sweep, from its results store: every method x task x setting, means across seeds.
+
+`summary_frame` reduces the store's tidy table to one row per (task, method, setting): the mean accuracy over
+seeds, its spread (sample standard deviation over seeds, and min / max), the number of seeds, the Wilson 95%
+interval when there is one seed, and Todd's filtered accuracy (items clean ICL answered right) averaged the
+same way. The clean-ICL cell has no corruption; it is shown under each corrupted setting.
+
+    interp report --sweep results/sweeps/NAME     # NAME/report.md, NAME/comparison_table.{html,png}, summary.csv
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from interp.sweep.cells import LABELS
+from interp.sweep.store import read_results
+
+ROW_ORDER = ("none", "ICL (clean)", "random-θ", "FV", "TV", "LTV", "LTV (multi-task)")
+SETTINGS = ("zero-shot", "shuffled")
+
+
+def summary_frame(tidy: pd.DataFrame) -> pd.DataFrame:
+    """One row per (task, method label, setting): accuracy mean / std / min / max over seeds and its CI."""
+    if tidy.empty:
+        raise ValueError("the sweep's store has no finished cells yet; run `interp sweep` first")
+    acc = tidy[tidy.metric == "accuracy"]
+    filt = tidy[tidy.metric == "accuracy_filtered"][["task", "method", "setting", "seed", "value"]]
+    filt = filt.rename(columns={"value": "filtered"})
+    d = acc.merge(filt, on=["task", "method", "setting", "seed"], how="left")
+    settings = [s for s in SETTINGS if s in set(d.setting)] or list(SETTINGS)
+    # the clean-ICL cell is repeated under every corrupted setting
+    icl = d[d.setting == "icl"]
+    d = pd.concat([d[d.setting != "icl"]] + [icl.assign(setting=s) for s in settings], ignore_index=True)
+    rows = []
+    for (task, method, setting), g in d.groupby(["task", "method", "setting"], sort=False):
+        vals = g.value.to_numpy(float)
+        one = len(g) == 1
+        rows.append({
+            "task": task, "method": LABELS.get(method, method), "setting": setting,
+            "accuracy": float(vals.mean()), "std": float(vals.std(ddof=1)) if len(vals) > 1 else 0.0,
+            "min": float(vals.min()), "max": float(vals.max()), "n_seeds": len(vals),
+            "seeds": ",".join(str(s) for s in sorted(g.seed)),
+            "ci_low": float(g.ci_low.iloc[0]) if one else np.nan, "ci_high": float(g.ci_high.iloc[0]) if one else np.nan,
+            "n": int(g.n.max()), "filtered_accuracy": float(np.nanmean(g.filtered)) if g.filtered.notna().any() else np.nan,
+        })  # fmt: skip
+    out = pd.DataFrame(rows)
+    order = {m: i for i, m in enumerate(ROW_ORDER)}
+    return out.sort_values(["setting", "method"], key=lambda s: s.map(order).fillna(99) if s.name == "method" else s,
+                           kind="stable").reset_index(drop=True)  # fmt: skip
+
+
+def format_cell(row) -> str:
+    if row["n_seeds"] > 1:
+        return f"{row['accuracy']:.2f} ± {row['std']:.2f}"
+    return f"{row['accuracy']:.2f} [{row['ci_low']:.2f}, {row['ci_high']:.2f}]"
+
+
+def to_markdown(summary: pd.DataFrame) -> str:
+    """Rows = methods, columns = tasks (+ mean over tasks); one block per setting."""
+    tasks = sorted(set(summary.task))
+    methods = [m for m in ROW_ORDER if m in set(summary.method)] + sorted(set(summary.method) - set(ROW_ORDER))
+    seeds = sorted(set(summary.n_seeds))
+    how = ("mean ± sample std over seeds" if max(seeds) > 1 else "one seed, 95% Wilson CI")
+    lines = []
+    for setting in [s for s in SETTINGS if s in set(summary.setting)]:
+        d = summary[summary.setting == setting]
+        lines.append(f"\n**{setting}** (test split, top-1 first-token accuracy; {how}; "
+                     f"n = {int(d.n.max())} test queries per cell, seeds per cell: {'/'.join(map(str, seeds))})\n")  # fmt: skip
+        lines.append("| method | " + " | ".join(tasks) + " | mean over tasks | filtered (Todd) |")
+        lines.append("|---" * (len(tasks) + 3) + "|")
+        for m in methods:
+            vals, accs = [], []
+            for t in tasks:
+                c = d[(d.method == m) & (d.task == t)]
+                if c.empty:
+                    vals.append("–")
+                else:
+                    vals.append(format_cell(c.iloc[0]))
+                    accs.append(c.iloc[0].accuracy)
+            dm = d[d.method == m]
+            full = len(accs) == len(tasks)
+            mean = f"{np.mean(accs):.3f}" + ("" if full else f" ({len(accs)} tasks)") if accs else "–"
+            filt = f"{np.nanmean(dm.filtered_accuracy):.3f}" if dm.filtered_accuracy.notna().any() else "–"
+            lines.append(f"| {m} | " + " | ".join(vals) + f" | {mean} | {filt} |")
+    return "\n".join(lines) + "\n"
+
+
+def seed_means(summary: pd.DataFrame) -> pd.DataFrame:
+    """Mean over tasks per (method, setting) — over tasks every method has — for the headline numbers."""
+    return (summary.groupby(["setting", "method"]).accuracy.agg(["mean", "count"]).reset_index()
+            .rename(columns={"mean": "mean_accuracy", "count": "tasks"}))  # fmt: skip
+
+
+def _markdown_table(df: pd.DataFrame) -> str:
+    def fmt(v):
+        return f"{v:.3g}" if isinstance(v, float) else str(v)
+
+    lines = ["| " + " | ".join(df.columns) + " |", "|---" * len(df.columns) + "|"]
+    lines += ["| " + " | ".join(fmt(v) for v in row) + " |" for row in df.itertuples(index=False)]
+    return "\n".join(lines)
+
+
+def cost_frame(sweep: str | Path) -> pd.DataFrame:
+    """Measured cost per method from the cell records: fits (counted once per fitted vector, fresh fits only)
+    and evaluations, in seconds of wall time on the worker that computed them."""
+    from interp.sweep.store import Store
+
+    fits: dict[str, tuple[str, float]] = {}
+    evals: dict[str, list[float]] = {}
+    for r in Store(sweep).records().values():
+        t = r.get("timing") or {}
+        if r.get("status") != "ok":
+            continue
+        evals.setdefault(r["method"], []).append(t.get("eval_s", np.nan))
+        if r.get("artifact") and not t.get("fit_reused", True) and r["method"] != "random":
+            fits[r["artifact"]] = (r["method"], t["fit_s"])
+    rows = []
+    for method, values in evals.items():
+        f = [s for m, s in fits.values() if m == method]
+        rows.append({"method": LABELS.get(method, method), "cells": len(values),
+                     "eval_s_mean": float(np.nanmean(values)), "fits": len(f),
+                     "fit_s_mean": float(np.mean(f)) if f else np.nan})  # fmt: skip
+    order = {m: i for i, m in enumerate(ROW_ORDER)}
+    df = pd.DataFrame(rows)
+    if len(df):
+        df = df.sort_values("method", key=lambda m: m.map(order).fillna(99)).reset_index(drop=True)
+        total = df.eval_s_mean * df.cells + df.fit_s_mean.fillna(0) * df.fits
+        df["share_of_time"] = (total / total.sum()).round(3)
+    return df
+
+
+def grid_results(sweep: str | Path, all_cells: bool = False) -> pd.DataFrame:
+    """The store's tidy table restricted to the grid of its last ``interp sweep`` run (``all_cells``: every
+    finished cell, e.g. of earlier grids with other tasks, which would otherwise be averaged together)."""
+    sweep = Path(sweep)
+    tidy = read_results(sweep)
+    meta_path = sweep / "sweep.json"
+    if not all_cells and meta_path.exists():
+        grid = json.loads(meta_path.read_text()).get("grid")
+        if grid:
+            tidy = tidy[tidy.key.isin(set(grid))].reset_index(drop=True)
+    return tidy
+
+
+def write_report(sweep: str | Path, out: str | Path | None = None, quiet: bool = False, all_cells: bool = False) -> dict:
+    """report.md, summary.csv and the comparison figure (HTML, PNG when a browser is available) of a store."""
+    sweep = Path(sweep)
+    out = Path(out) if out else sweep
+    out.mkdir(parents=True, exist_ok=True)
+    tidy = grid_results(sweep, all_cells)
+    summary = summary_frame(tidy)
+    md = to_markdown(summary)
+    meta = json.loads((sweep / "sweep.json").read_text()) if (sweep / "sweep.json").exists() else {}
+    model = meta.get("config", {}).get("model", "?")
+    failed = [r for r in meta.get("failures", [])]
+    notes = ""
+    if failed:
+        notes = "\nFailed cells in the last run (rerun the sweep to retry): " + "; ".join(
+            f"{f['task']}/{f['method']}/{f['setting']}/seed {f['seed']}: {f['error']}" for f in failed[:20]) + "\n"  # fmt: skip
+    (out / "report.md").write_text(f"# Sweep {sweep.name}: text comparison ({model})\n\nSource: `{sweep}/results.parquet`"
+                                   f" ({tidy.key.nunique()} cells).\n{notes}{md}")  # fmt: skip
+    cost = cost_frame(sweep)
+    if len(cost):
+        md += ("\n**Cost per method** (wall seconds on the worker, this machine and its load; a vector is fitted once "
+               "and evaluated in both settings; the first evaluation in a setting also builds that setting's test "
+               "prefixes)\n\n" + _markdown_table(cost) + "\n")  # fmt: skip
+    summary.to_csv(out / "summary.csv", index=False)
+    files = [str(out / "report.md"), str(out / "summary.csv")]
+    try:
+        from analyses.common import FigureWriter
+        from analyses.comparison_table import plot_comparison_table
+
+        fig, _ = plot_comparison_table(summary, title=f"Sweep {sweep.name}: every method on every task ({model})")
+        with contextlib.redirect_stdout(sys.stderr):  # the writer's notes must not pollute a --json stdout
+            writer = FigureWriter(out)
+            writer.save(fig, "comparison_table", "comparison table")
+            writer.flush()
+        files += [str(out / "comparison_table.html")] + ([str(out / "comparison_table.png")] if (out / "comparison_table.png").exists() else [])
+    except ImportError as err:  # plotly / analyses not installed: the Markdown is still written
+        files.append(f"(figure skipped: {err})")
+    if not quiet:
+        print(md)
+        print("wrote " + ", ".join(files))
+    table = json.loads(summary.to_json(orient="records"))  # NaN -> null: strict JSON
+    return {"files": files, "cells": int(tidy.key.nunique()), "table": table}

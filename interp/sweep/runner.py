@@ -1,0 +1,268 @@
+"""Run a sweep: plan the grid, skip finished cells, fan the rest out over Ray actors (or run in-process).
+
+Each Ray actor (`SweepWorker`) loads the model once in ``__init__`` and then serves many groups of cells
+(`interp.sweep.cells.run_group`); the driver hands the next pending group to whichever actor is free
+(`ray.wait` over the groups in flight, like `ray.util.ActorPool`, but knowing which group a lost worker held). Workers write each finished cell straight into the store (atomically), so a sweep killed at any
+point keeps every cell finished so far, and the same command computes only what is missing. Without
+``address`` a local Ray instance is started (usage stats off, no dashboard); with ``address`` the sweep joins
+that cluster (then ``out`` must be a folder every node sees, e.g. a shared filesystem). Workers ask Ray for
+one GPU each when the device is CUDA, so one command fans out over a machine's GPUs.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from tqdm.auto import tqdm
+
+from interp.sweep.cells import GroupSpec, load_worker_model, model_identity, run_group
+from interp.sweep.config import SweepConfig
+from interp.sweep.keys import plan, resolve_tasks
+from interp.sweep.store import Store, write_json_atomic
+
+
+class SweepWorkerError(RuntimeError):
+    """A Ray worker failed to start (its model could not be loaded); the message carries the worker's error."""
+
+
+def _root_cause(err: BaseException) -> str:
+    """The last ``SomeError: message`` line of a Ray error's text (the worker's own exception)."""
+    lines = [ln.strip() for ln in str(err).splitlines() if ln.strip()]
+    causes = [ln for ln in lines if ln.split(":", 1)[0].endswith(("Error", "Exception"))]
+    return (causes or lines or [type(err).__name__])[-1][:500]
+
+
+def _failed_record(cell, error: str) -> dict:
+    return {"key": cell.key, "status": "failed", "task": cell.task, "method": cell.method, "setting": cell.setting,
+            "seed": cell.seed, "error": error, "stage": "worker"}  # fmt: skip
+
+
+def _context(cfg: SweepConfig, ident: dict) -> dict:
+    """Fields written into every cell record (the cell's parameters beyond task / method / setting / seed)."""
+    return {
+        "model": cfg.model, "model_fingerprint": ident["model_fingerprint"], "shots": cfg.shots,
+        "n_requested": cfg.n, "template": cfg.template, "split_seed": cfg.split_seed,
+    }  # fmt: skip
+
+
+class SweepWorker:
+    """One model, many groups of cells (used as a Ray actor; also in-process with ``workers=0``)."""
+
+    def __init__(self, model_name: str, device: str | None, threads: int, out: str, context: dict | None = None):
+        import torch
+
+        torch.set_num_threads(threads)
+        t0 = time.perf_counter()
+        self.model = load_worker_model(model_name, device)
+        self.load_s = time.perf_counter() - t0
+        self.store = Store(out)
+        self.context = context or {}
+
+    def identity(self) -> dict:
+        return {**model_identity(self.model), "load_s": round(self.load_s, 2), "pid": os.getpid()}
+
+    def set_context(self, context: dict) -> None:
+        self.context = context
+
+    def run(self, group: GroupSpec, emit: Callable[[dict], None] | None = None) -> list[dict]:
+        records = []
+        # a retried group (after a worker restart) skips the cells it already finished
+        done = self.store.finished_among([c.key for c in group.cells])
+        if done:
+            records += list(done.values())
+            group = GroupSpec(group.kind, group.tasks, group.seed, [c for c in group.cells if c.key not in done],
+                              group.options, group.artifacts, group.label)  # fmt: skip
+
+        def write(record: dict) -> None:
+            self.store.write(record, self.context)
+            records.append(record)
+            if emit is not None:
+                emit(record)
+
+        run_group(self.model, group, write)
+        return records
+
+
+def _device(cfg: SweepConfig) -> str:
+    if cfg.device:
+        return cfg.device
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def run_sweep(
+    cfg: SweepConfig, *, progress: bool = True, on_cell: Callable[[dict], None] | None = None
+) -> dict:
+    """Compute every missing cell of ``cfg``'s grid into ``cfg.out``; returns the run's summary.
+
+    ``on_cell(record)`` is called in this process after each cell is stored (in-process mode: as each cell
+    finishes; with Ray: as each group comes back). Exceptions from it (e.g. KeyboardInterrupt) stop the sweep
+    with every cell finished so far kept.
+    """
+    t_start = time.perf_counter()
+    cfg.validate()
+    tasks = resolve_tasks(cfg)  # unknown task -> config error before anything starts
+    store = Store(cfg.out)
+    device = _device(cfg)
+    timings: dict[str, float] = {}
+    local_worker, ray_mod = None, None
+    try:
+        if cfg.workers == 0:
+            local_worker = SweepWorker(cfg.model, cfg.device, cfg.threads, cfg.out)
+            ident = local_worker.identity()
+        else:
+            t0 = time.perf_counter()
+            ray_mod, actors = _start_ray(cfg, device)
+            timings["ray_init_s"] = round(time.perf_counter() - t0, 2)
+            try:
+                ident = ray_mod.get(actors[0].identity.remote())
+                ray_mod.get([a.identity.remote() for a in actors])  # all models loaded
+            except ray_mod.exceptions.RayError as err:  # e.g. an unknown model: one clear line, not a Ray trace
+                raise SweepWorkerError(f"a sweep worker could not start: {_root_cause(err)}") from None
+            timings["workers_ready_s"] = round(time.perf_counter() - t0, 2)
+        context = _context(cfg, ident)
+        groups = plan(cfg, ident["model_fingerprint"], tasks)
+        total = sum(len(g.cells) for g in groups)
+        done = store.finished()
+        pending = []
+        for g in groups:
+            cells = [c for c in g.cells if c.key not in done]
+            if cells:
+                pending.append(GroupSpec(g.kind, g.tasks, g.seed, cells, g.options, g.artifacts, g.label))
+        n_pending = sum(len(g.cells) for g in pending)
+        grid = [c.key for g in groups for c in g.cells]
+        write_json_atomic(store.root / "sweep.json", {
+            "config": cfg.to_dict(), "model": ident, "grid": grid, "summary": None, "timings_s": timings,
+        })  # fmt: skip
+        stats = {"computed": 0, "failed": 0}
+        bar = tqdm(total=n_pending, desc=f"sweep {cfg.out}", unit="cell", file=sys.stderr, disable=not progress,
+                   dynamic_ncols=True)  # fmt: skip
+        running = [0]
+
+        def seen(record: dict) -> None:
+            stats["computed" if record["status"] == "ok" else "failed"] += 1
+            running[0] -= 1
+            bar.update(1)
+            bar.set_postfix(done=stats["computed"], running=running[0], failed=stats["failed"], refresh=False)
+            if on_cell is not None:
+                on_cell(record)
+
+        if local_worker is not None:
+            local_worker.set_context(context)
+            for g in pending:
+                running[0] = len(g.cells)
+                local_worker.run(g, emit=seen)
+                store.write_table()  # the table follows the cells as they land (a store copied mid-run is usable)
+        else:
+            ray_mod.get([a.set_context.remote(context) for a in actors])
+            queue = list(pending)
+            idle = list(actors)
+            futures: dict = {}  # future -> (actor, group)
+            in_flight: dict[str, float] = {}  # cells sent to a worker and not yet seen here -> time sent
+
+            def submit() -> None:
+                while queue and idle:
+                    g, actor = queue.pop(0), idle.pop(0)
+                    futures[actor.run.remote(g)] = (actor, g)
+                    running[0] += len(g.cells)
+                    in_flight.update({c.key: time.time() for c in g.cells})
+
+            def count(rec: dict) -> None:
+                if in_flight.pop(rec["key"], None) is not None:
+                    seen(rec)
+
+            submit()
+            bar.set_postfix(done=0, running=running[0], failed=0)
+            while futures:
+                ready, _ = ray_mod.wait(list(futures), num_returns=1, timeout=5)
+                if not ready:
+                    # workers write each cell as it finishes: count the ones landed so far (live progress)
+                    for key, sent in list(in_flight.items()):
+                        path = store.cells_dir / f"{key}.json"
+                        if path.exists() and path.stat().st_mtime >= sent - 1:  # not a previous run's failure
+                            try:
+                                count(json.loads(path.read_text()))
+                            except (json.JSONDecodeError, OSError):
+                                pass
+                    continue
+                actor, g = futures.pop(ready[0])
+                try:
+                    records = ray_mod.get(ready[0])
+                    idle.append(actor)
+                except ray_mod.exceptions.RayError as err:
+                    # the worker died (e.g. killed for memory) beyond its restarts: its unfinished cells are
+                    # recorded as failed (the next run retries them) and the sweep goes on with the others
+                    msg = f"worker lost: {_root_cause(err)}"
+                    records = [dict(_failed_record(c, msg), **context) for c in g.cells if c.key in in_flight]
+                    for rec in records:
+                        store.write(rec, context)
+                    if not isinstance(err, ray_mod.exceptions.ActorDiedError):
+                        idle.append(actor)
+                for rec in records:
+                    count(rec)
+                store.write_table()
+                if not idle and not futures and queue:
+                    raise SweepWorkerError("every sweep worker died; rerun the same command to resume")
+                submit()
+        bar.close()
+        records = store.records()
+        store.write_table(records)
+        summary = {
+            "cells": total,
+            "computed": stats["computed"],
+            "reused": total - n_pending,
+            "failed": stats["failed"],
+            "wall_s": round(time.perf_counter() - t_start, 2),
+            "out": str(cfg.out),
+        }
+        failures = [r for r in records.values() if r.get("status") == "failed" and r["key"] in {c.key for g in pending for c in g.cells}]
+        write_json_atomic(store.root / "sweep.json", {
+            "config": cfg.to_dict(), "model": ident, "grid": grid, "summary": summary, "timings_s": timings,
+            "failures": [{k: r.get(k) for k in ("task", "method", "setting", "seed", "error")} for r in failures],
+        })  # fmt: skip
+        return summary
+    finally:
+        if ray_mod is not None:
+            ray_mod.shutdown()  # ends this sweep's actors (and the local instance, if this call started it)
+
+
+def _start_ray(cfg: SweepConfig, device: str):
+    """A local Ray instance (or the cluster at ``cfg.address``) and ``cfg.workers`` model-serving actors."""
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    import ray
+
+    kwargs = {"include_dashboard": False, "log_to_driver": False, "logging_level": "ERROR"}
+    if cfg.address:
+        ray.init(address=cfg.address, **kwargs)
+    else:
+        gpus = None
+        if device.startswith("cuda"):
+            import torch
+
+            gpus = torch.cuda.device_count()
+        # Ray starts workers at niceness +15 by default (to favour its own daemons); a sweep's workers are the
+        # work itself, so they run at the driver's niceness (`nice -n 5 interp sweep ...` then applies to them)
+        system = {"worker_niceness": 0}
+        if "RAY_memory_monitor_refresh_ms" not in os.environ:
+            # Ray's memory monitor kills Ray workers when the *node* is nearly full, whoever fills it: on a
+            # machine shared with other programs that kills the sweep for their memory. Locally, leave true
+            # out-of-memory to the kernel (set RAY_memory_monitor_refresh_ms to keep Ray's monitor).
+            system["memory_monitor_refresh_ms"] = 0
+        ray.init(num_cpus=max(cfg.workers * cfg.threads, 1), num_gpus=gpus, _system_config=system, **kwargs)
+    worker_cls = ray.remote(SweepWorker)
+    # a worker killed (e.g. by Ray's memory monitor on a crowded machine) restarts and its group is retried;
+    # the retry skips the cells the dead worker had already written
+    opts = {"num_cpus": cfg.threads, "max_restarts": 3, "max_task_retries": 3}
+    if device.startswith("cuda"):
+        opts["num_gpus"] = 1
+    actors = [
+        worker_cls.options(**opts).remote(cfg.model, cfg.device, cfg.threads, str(Path(cfg.out).resolve()))
+        for _ in range(cfg.workers)
+    ]
+    return ray, actors

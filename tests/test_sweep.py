@@ -1,0 +1,211 @@
+"""Sweeps: content-addressed, resumable cells in one store (tiny random model, in-process and one Ray worker)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from interp.sweep import Store, SweepConfig, SweepConfigError, read_results, run_sweep
+
+BUILTIN = Path(__file__).resolve().parents[1] / "interp" / "tasks" / "builtin"
+SMALL = {  # method options small enough for a tiny model in seconds
+    "ltv": {"n_mean": 6, "n_train": 6, "n_valid": 6, "steps": 4, "eval_every": 2, "batch_size": 4},
+    "fv": {"n_mean": 6, "n_cie": 3, "n_valid": 6, "top_k": 3},
+    "tv": {"n_source": 6, "n_valid": 6},
+}
+
+
+def small_config(out, tasks_dir, **kw) -> SweepConfig:
+    base = dict(model="tiny-gpt2", tasks=("antonym", "capitalize"), tasks_dir=str(tasks_dir),
+                methods=("none", "icl", "ltv", "random"), settings=("zero-shot", "shuffled"), seeds=(0,),
+                n=6, shots=3, workers=0, out=str(out), **SMALL)  # fmt: skip
+    return SweepConfig.from_dict({**base, **kw})
+
+
+@pytest.fixture()
+def tasks_dir(tmp_path):
+    d = tmp_path / "tasks"
+    d.mkdir()
+    for name in ("antonym", "capitalize"):
+        shutil.copy(BUILTIN / f"{name}.json", d / f"{name}.json")
+    return d
+
+
+def cell_files(out) -> dict[str, float]:
+    return {f.name: f.stat().st_mtime_ns for f in (Path(out) / "cells").glob("*.json")}
+
+
+def test_rerun_computes_nothing_and_store_is_tidy(tmp_path, tasks_dir):
+    cfg = small_config(tmp_path / "s", tasks_dir)
+    first = run_sweep(cfg, progress=False)
+    # per task: none, ltv, random in 2 settings + one clean-ICL cell = 7; two tasks
+    assert first == {**first, "cells": 14, "computed": 14, "reused": 0, "failed": 0}
+    before = cell_files(cfg.out)
+    second = run_sweep(cfg, progress=False)
+    assert (second["computed"], second["reused"], second["failed"]) == (0, 14, 0)
+    assert cell_files(cfg.out) == before  # nothing rewritten
+    df = pd.read_parquet(Path(cfg.out) / "results.parquet")
+    assert df.key.nunique() == 14 and set(df.metric) == {"accuracy", "target_prob", "accuracy_filtered"}
+    acc = df[df.metric == "accuracy"]
+    assert len(acc) == 14 and acc.value.between(0, 1).all() and (acc.ci_low <= acc.value).all()
+    assert (acc.n == 6).all() and set(acc.setting) == {"icl", "zero-shot", "shuffled"}
+    # one fitted LTV per task, shared by its cells and by the random-θ control
+    arts = sorted(p.name.split("-s0-")[0] for p in (Path(cfg.out) / "artifacts").iterdir())
+    assert arts == ["ltv-antonym", "ltv-capitalize"]
+    assert read_results(cfg.out).equals(df)
+
+
+def test_interrupted_sweep_resumes_only_missing_cells(tmp_path, tasks_dir):
+    cfg = small_config(tmp_path / "s", tasks_dir)
+    seen = []
+
+    def stop_after_five(record):
+        seen.append(record["key"])
+        if len(seen) == 5:
+            raise KeyboardInterrupt  # as if the sweep were killed here
+
+    with pytest.raises(KeyboardInterrupt):
+        run_sweep(cfg, progress=False, on_cell=stop_after_five)
+    kept = cell_files(cfg.out)
+    assert len(kept) == 5
+    resumed = run_sweep(cfg, progress=False)
+    assert (resumed["computed"], resumed["reused"], resumed["failed"]) == (9, 5, 0)
+    after = cell_files(cfg.out)
+    assert all(after[name] == mtime for name, mtime in kept.items())  # the 5 finished cells were not redone
+    assert run_sweep(cfg, progress=False)["computed"] == 0
+
+
+def test_killed_process_leaves_no_partial_cell(tmp_path, tasks_dir):
+    """A temp file left by a kill mid-write is ignored; a truncated cell file counts as missing."""
+    cfg = small_config(tmp_path / "s", tasks_dir, methods=("none",), settings=("zero-shot",))
+    run_sweep(cfg, progress=False)
+    cells = sorted((Path(cfg.out) / "cells").glob("*.json"))
+    cells[0].write_text('{"key": "trunc')  # a half-written file (what a non-atomic write would leave)
+    (Path(cfg.out) / "cells" / ".x.json.123.tmp").write_text("{")
+    again = run_sweep(cfg, progress=False)
+    assert (again["computed"], again["reused"]) == (1, 1)
+    assert json.loads(cells[0].read_text())["status"] == "ok"
+
+
+def test_malformed_task_fails_its_cells_and_is_retried(tmp_path, tasks_dir):
+    (tasks_dir / "broken.json").write_text('[{"input": "a", "output": "b"}, {oops')
+    cfg = small_config(tmp_path / "s", tasks_dir, tasks=("antonym", "broken"), methods=("none", "icl", "ltv-multi"))
+    out = run_sweep(cfg, progress=False)
+    # per task: none x 2 settings + icl = 3 cells, + the multi-task LTV's 2 per task
+    assert (out["cells"], out["failed"], out["computed"]) == (10, 5, 5)
+    failures = Store(cfg.out).failures()
+    assert {f["task"] for f in failures} == {"broken"} and all("not valid JSON" in f["error"] for f in failures)
+    meta = json.loads((Path(cfg.out) / "sweep.json").read_text())
+    assert len(meta["failures"]) == 5
+    # the multi-task LTV was trained on the loadable task and scored there
+    ok = read_results(cfg.out)
+    assert set(ok[ok.method == "ltv-multi"].task) == {"antonym"}
+    # rerun: the failed cells are retried (and fail again), finished ones are reused
+    again = run_sweep(cfg, progress=False)
+    assert (again["computed"], again["reused"], again["failed"]) == (0, 5, 5)
+
+
+def test_keys_follow_content_not_execution(tmp_path, tasks_dir):
+    cfg = small_config(tmp_path / "s", tasks_dir, methods=("none", "icl"))
+    assert run_sweep(cfg, progress=False)["computed"] == 6
+    # a different output-independent execution detail (threads) reuses everything
+    assert run_sweep(small_config(tmp_path / "s", tasks_dir, methods=("none", "icl"), threads=1), progress=False)["computed"] == 0
+    # editing one task file's content recomputes that task's cells only
+    data = json.loads((tasks_dir / "capitalize.json").read_text())
+    (tasks_dir / "capitalize.json").write_text(json.dumps(data[:-1]))
+    again = run_sweep(cfg, progress=False)
+    assert (again["computed"], again["reused"]) == (3, 3)
+    # a new seed adds cells, a changed method option only that method's cells
+    assert run_sweep(small_config(tmp_path / "s", tasks_dir, methods=("none", "icl"), seeds=(0, 1)), progress=False)["computed"] == 6
+
+
+def test_seeds_change_demos_not_test_queries(tiny_gpt2):
+    from interp.sweep.cells import SweepProblem
+    from interp.tasks import load_task
+
+    task = load_task("builtin:antonym")
+    a, b = (SweepProblem(tiny_gpt2, task, shots=3, seed=s) for s in (0, 1))
+    qa, qb = a.batch("icl", "test", 8), b.batch("icl", "test", 8)
+    assert [q.input for q in qa.queries] == [q.input for q in qb.queries]
+    assert qa.texts != qb.texts  # other demonstrations
+    assert a.batch("icl", "train", 8).texts != b.batch("icl", "train", 8).texts
+
+
+def test_config_toml_and_flags(tmp_path):
+    from interp.cli import build_parser
+    from interp.sweep.cli import config_from_args
+
+    toml = tmp_path / "sweep.toml"
+    toml.write_text('tasks = ["antonym"]\nseeds = [0, 1]\nn = 7\n[ltv]\nsteps = 11\n')
+    args = build_parser().parse_args(["sweep", "--config", str(toml), "--n", "9", "--set", "fv.top_k=4"])
+    cfg = config_from_args(args)
+    assert cfg.tasks == ("antonym",) and cfg.seeds == (0, 1) and cfg.n == 9
+    assert cfg.ltv.steps == 11 and cfg.ltv.n_train == SweepConfig().ltv.n_train and cfg.fv.top_k == 4
+    with pytest.raises(SweepConfigError, match="unknown sweep option"):
+        SweepConfig.from_dict({"taks": ["x"]})
+    with pytest.raises(SweepConfigError, match="unknown method"):
+        SweepConfig(methods="none,lvt").validate()
+
+
+def test_cli_json_and_errors(tmp_path, tasks_dir, capsys):
+    from interp.cli import main
+
+    args = ["sweep", "--model", "tiny-gpt2", "--tasks", "antonym", "--tasks-dir", str(tasks_dir), "--methods", "none",
+            "--settings", "zero-shot", "--n", "5", "--shots", "3", "--workers", "0", "--out", str(tmp_path / "s"), "--json"]  # fmt: skip
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    summary = json.loads(out)  # exactly one JSON document
+    assert set(summary) == {"cells", "computed", "reused", "failed", "wall_s", "out"} and summary["computed"] == 1
+    assert main(args + ["--tasks", "nosuch"]) == 2
+    err = capsys.readouterr().err
+    assert "unknown task 'nosuch'" in err and len(err.strip().splitlines()) == 1
+    assert main(["report", "--sweep", str(tmp_path / "s"), "--json"]) == 0
+    rep = json.loads(capsys.readouterr().out)
+    assert rep["cells"] == 1 and (tmp_path / "s" / "report.md").exists()
+    from interp.comparison import main as comparison_main
+
+    assert comparison_main(["--sweep", str(tmp_path / "s"), "--out", str(tmp_path / "t.md")]) == 0
+    assert "| none | 0." in (tmp_path / "t.md").read_text()
+    assert comparison_main(["--sweep", str(tmp_path / "absent")]) == 2
+
+
+def test_one_ray_worker(tmp_path, tasks_dir):
+    pytest.importorskip("ray")
+    cfg = small_config(tmp_path / "s", tasks_dir, methods=("none", "icl"), workers=1)
+    out = run_sweep(cfg, progress=False)
+    assert (out["computed"], out["failed"]) == (6, 0)
+    meta = json.loads((Path(cfg.out) / "sweep.json").read_text())
+    assert meta["model"]["pid"] > 0 and "ray_init_s" in meta["timings_s"]
+    # the in-process mode finds the Ray worker's cells
+    assert run_sweep(SweepConfig.from_dict({**cfg.to_dict(), "workers": 0}), progress=False)["computed"] == 0
+
+
+def test_sigkilled_sweep_resumes_only_missing_cells(tmp_path, tasks_dir):
+    """A real kill (SIGKILL of the sweep process midway), then the same command: only missing cells run."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    out = tmp_path / "s"
+    cmd = [sys.executable, "-m", "interp.cli", "sweep", "--model", "tiny-gpt2", "--tasks", "antonym,capitalize",
+           "--tasks-dir", str(tasks_dir), "--methods", "none,icl,ltv", "--n", "6", "--shots", "3", "--workers", "0",
+           "--out", str(out), "--json", "--quiet"] + [f"--set=ltv.{k}={v}" for k, v in SMALL["ltv"].items()]  # fmt: skip
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while len(cell_files(out)) < 2 and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    kept = cell_files(out)
+    assert 2 <= len(kept) < 10, "the sweep should have been killed midway"
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300, check=True)
+    summary = json.loads(done.stdout)
+    assert (summary["cells"], summary["reused"], summary["computed"]) == (10, len(kept), 10 - len(kept))
+    assert all(cell_files(out)[n] == m for n, m in kept.items())
