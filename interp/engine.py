@@ -192,9 +192,9 @@ class FrozenPrefix:
 
     def select(self, idx: Sequence[int] | Tensor) -> "FrozenPrefix":
         """A sub-batch (rows ``idx``), sharing nothing mutable with this one."""
-        idx_t = torch.as_tensor(idx, dtype=torch.long)
+        idx_t = torch.as_tensor(idx, dtype=torch.long, device=self.final_inputs.device)
         if self.shared is not None:
-            return self._with(self.shared.select(idx_t), self.final_inputs[idx_t.to(self.final_inputs.device)])
+            return self._with(self.shared.select(idx_t), self.final_inputs[idx_t])
         return self._derive(lambda t: t[idx_t])
 
     def repeat(self, n: int) -> "FrozenPrefix":
