@@ -30,12 +30,13 @@ are ``-inf`` / ``0`` as in TransformerLens), ``hook_z``, ``hook_result`` when en
 returns a new tensor is honoured as in TransformerLens (scores and pattern are always materialised:
 they are ``d_head`` times smaller than the keys).
 
-Which models. `unsupported_reason` names what this forward does not reproduce (OLMo's full-width QK
-norms, Qwen-1's log-n and dynamic-NTK rotary, attention sinks, 4-bit weights, T5 relative biases,
-bidirectional attention, ...); the engine then keeps TransformerLens's cache path for that model.
-Everything else (absolute / shortformer / rotary / ALiBi positions, grouped-query attention, local
-windows, attention softcaps, QK norms, clipped QKV, split QKV inputs, parallel attention + MLP blocks)
-goes through here.
+Which models. `unsupported_reason` names what this forward does not reproduce (Qwen-1's log-n scaling
+and dynamic-NTK rotary, whose tables depend on the context length; 4-bit weights; T5 relative biases;
+bidirectional attention; ungrouped grouped-query attention); the engine then keeps TransformerLens's
+cache path for that model. Everything else (absolute / shortformer / rotary / ALiBi positions,
+grouped-query attention, sliding and alternating local windows, attention softcaps, QK norms (per head
+and OLMo's full-width), clipped QKV, attention sinks, split QKV inputs, parallel attention + MLP blocks,
+post-norm blocks) goes through here.
 """
 
 from __future__ import annotations
@@ -73,10 +74,8 @@ def unsupported_reason(model) -> str | None:
     checks = [
         (cfg.attention_dir != "causal", "bidirectional attention"),
         (cfg.load_in_4bit, "4-bit weights"),
-        (cfg.original_architecture in _OLMO, "OLMo's full-width Q/K norms"),
         (cfg.use_logn_attn, "Qwen-1 log-n attention scaling"),
         (cfg.use_dynamic_ntk_rope, "dynamic-NTK rotary (the table depends on the context length)"),
-        (cfg.use_attention_sinks, "attention sinks"),
         (cfg.positional_embedding_type not in ("standard", "shortformer", "rotary", "alibi"),
          f"positional embedding {cfg.positional_embedding_type!r}"),
         (cfg.n_key_value_heads is not None and cfg.ungroup_grouped_query_attention,
@@ -300,6 +299,19 @@ def _qkv(attn: AbstractAttention, query_input: Tensor, key_input: Tensor, value_
     return q, k, v
 
 
+def _olmo_norms(attn: AbstractAttention, q: Tensor, k: Tensor) -> tuple[Tensor, Tensor]:
+    """OLMo-family Q/K norms over the full projected vectors (before the head split), as in TL."""
+    q = einops.rearrange(
+        attn.q_norm(einops.rearrange(q, "batch pos head_index d_head -> batch pos (head_index d_head)")),
+        "batch kv_pos (head_index d_head) -> batch kv_pos head_index d_head", head_index=q.shape[2],
+    )  # fmt: skip
+    k = einops.rearrange(
+        attn.k_norm(einops.rearrange(k, "batch pos head_index d_head -> batch pos (head_index d_head)")),
+        "batch kv_pos (head_index d_head) -> batch kv_pos head_index d_head", head_index=k.shape[2],
+    )  # fmt: skip
+    return q, k
+
+
 def shared_attention(
     attn: AbstractAttention,
     query_input: Float[Tensor, "row 1 d_model"],
@@ -327,6 +339,8 @@ def shared_attention(
     group = n_heads // n_kv
 
     q, k, v = _qkv(attn, query_input, key_input, value_input)  # [rows, 1, H|Hkv, d]
+    if cfg.original_architecture in _OLMO:
+        q, k = _olmo_norms(attn, q, k)
     if cfg.clip_qkv is not None:
         q, k, v = (t.clamp(min=-cfg.clip_qkv, max=cfg.clip_qkv) for t in (q, k, v))
     if cfg.positional_embedding_type == "rotary":
@@ -360,7 +374,14 @@ def shared_attention(
     if additive_attention_mask is not None:
         scores = scores + additive_attention_mask
     scores = attn.hook_attn_scores(scores)
-    pattern = F.softmax(scores, dim=-1)
+    if cfg.use_attention_sinks:
+        # as in TransformerLens: a learned per-head sink logit joins the softmax, then is dropped
+        sink = attn.sinks.reshape(1, -1, 1, 1).expand(scores.shape[0], -1, scores.shape[-2], -1).to(scores.dtype)
+        combined = torch.cat([scores, sink], dim=-1)
+        combined = combined - combined.max(dim=-1, keepdim=True).values
+        pattern = F.softmax(combined, dim=-1)[..., :-1]
+    else:
+        pattern = F.softmax(scores, dim=-1)
     pattern = torch.where(torch.isnan(pattern), torch.zeros_like(pattern), pattern)
     pattern = attn.hook_pattern(pattern)  # [rows, H, 1, T]
     pattern = pattern.to(device=values.device, dtype=v.dtype)

@@ -43,6 +43,11 @@ FAMILIES = {
         rotary_dim=4,
     ),  # fmt: skip
     "bloom-alibi": dict(normalization_type="LN", act_fn="gelu", positional_embedding_type="alibi"),
+    "gpt-oss-sinks-local": dict(
+        n_key_value_heads=2, use_attention_sinks=True, use_local_attn=True, attn_types=["local", "global"],
+        window_size=4, **LLAMA,
+    ),  # fmt: skip
+    "olmo2-full-width-qk-norm": dict(original_architecture="Olmo2ForCausalLM", **LLAMA),
     "clip-qkv-inverse-layer-scale": dict(
         normalization_type="LN", act_fn="gelu", clip_qkv=0.8, scale_attn_by_inverse_layer_idx=True
     ),
@@ -252,12 +257,12 @@ def test_switch_and_unsupported_models_keep_the_transformer_lens_path(monkeypatc
         assert (tl.run() - final_logits(model, tokens, mask)).abs().max() <= TOL
     with pytest.raises(ValueError, match=SHARED_PREFIX_ENV):
         FrozenPrefix.concat([tl, FrozenPrefix.from_batch(model, tokens, mask)])
-    sinks = _tiny("llama-gqa", use_attention_sinks=True)
-    assert unsupported_reason(sinks) == "attention sinks"
-    prefix = FrozenPrefix.from_batch(sinks, tokens, mask)
+    logn = _tiny("llama-gqa", use_logn_attn=True, train_seq_length=8)  # Qwen-1: scaling past 8 positions
+    assert "log-n" in unsupported_reason(logn)
+    prefix = FrozenPrefix.from_batch(logn, tokens, mask)
     assert prefix.shared is None
     with torch.no_grad():
-        assert (prefix.run() - final_logits(sinks, tokens, mask)).abs().max() <= TOL
+        assert (prefix.run() - final_logits(logn, tokens, mask)).abs().max() <= TOL
 
 
 def test_split_qkv_input_and_attn_result_hooks():
