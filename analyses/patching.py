@@ -100,7 +100,8 @@ def aligned_pairs(problem, n: int, split: str = "test", seed: int = 0) -> list[P
             corrupted = build_prompts(task, model.tokenizer, setting="shuffled", **kw)
         except ValueError:  # an untokenisable target: skipped, like the library does
             continue
-        pairs.append(PromptPair(clean.tokens, corrupted.tokens, int(clean.target_ids[0]), pool[i].input,
+        device = model.W_E.device
+        pairs.append(PromptPair(clean.tokens.to(device), corrupted.tokens.to(device), int(clean.target_ids[0]), pool[i].input,
                                 clean.texts[0], corrupted.texts[0]))  # fmt: skip
     if not pairs:
         raise AnalysisError(f"no usable queries in split {split!r} of task {task.name!r}")
@@ -128,8 +129,9 @@ def patching_scores(
     model = problem.model
     n_layers, n_heads = model.cfg.n_layers, model.cfg.n_heads
     pairs = aligned_pairs(problem, n, split, seed)
-    act = torch.zeros(n_layers, n_heads)
-    attr = torch.zeros(n_layers, n_heads)
+    device = model.W_E.device
+    act = torch.zeros(n_layers, n_heads, device=device)  # float32 sums whatever the model dtype
+    attr = torch.zeros(n_layers, n_heads, device=device)
     p_clean, p_corr = [], []
     group = max(1, rows_per_call // n_heads)
     for pair in tqdm(pairs, desc="patching", disable=not progress, leave=False):
@@ -142,8 +144,8 @@ def patching_scores(
         p_corr.append(base.item())
         with torch.no_grad():
             for start in range(0, n_layers, group):
-                layers = torch.arange(start, min(start + group, n_layers)).repeat_interleave(n_heads)
-                heads = torch.arange(n_heads).repeat(len(layers) // n_heads)
+                layers = torch.arange(start, min(start + group, n_layers), device=device).repeat_interleave(n_heads)
+                heads = torch.arange(n_heads, device=device).repeat(len(layers) // n_heads)
                 rows = prefix.expand(len(layers))
                 patched = rows.run_from(start, resid_pre[:, start].expand(len(layers), -1),
                                         patch_heads(model, layers, heads, z_clean))  # fmt: skip
@@ -168,7 +170,9 @@ def _attribution(prefix: FrozenPrefix, z_clean: Float[Tensor, "layer head d_head
     model = prefix.model
     n_layers = model.cfg.n_layers
     deltas = [
-        torch.zeros(1, 1, model.cfg.n_heads, model.cfg.d_head, requires_grad=True) for _ in range(n_layers)
+        torch.zeros(1, 1, model.cfg.n_heads, model.cfg.d_head, device=z_clean.device, dtype=z_clean.dtype,
+                    requires_grad=True)
+        for _ in range(n_layers)
     ]
     z_corr: dict[int, Tensor] = {}
 
@@ -193,7 +197,7 @@ def activation_patching_tl(problem, n: int = 2, split: str = "test", seed: int =
 
     model = problem.model
     pairs = aligned_pairs(problem, n, split, seed)
-    total = torch.zeros(model.cfg.n_layers, model.cfg.n_heads)
+    total = torch.zeros(model.cfg.n_layers, model.cfg.n_heads, device="cpu")
 
     def final_position_setter(corrupted_activation, index, clean_activation):
         layer, head = index

@@ -5,6 +5,8 @@
     interp fit --method {ltv,fv,tv} --model M --task T --out DIR
     interp tasks [--tasks-dir D]            # list the tasks found
     interp bench [--json]                   # engine vs full-recompute speed and memory
+    interp check --model M [--device D] [--dtype T] [--json]   # verify the engine's identities on a model
+    interp check --families [--json]        # the same on a tiny model of every TransformerLens family
     interp regress {train,eval} ...         # in-context regression models
     interp figures [--quick] [--force]      # regenerate every figure under figures/
 
@@ -32,8 +34,14 @@ def _setup_torch() -> None:
     torch.set_num_threads(int(os.environ.get("INTERP_NUM_THREADS", DEFAULT_THREADS)))
 
 
+def _add_device_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--device", default=None, help="cpu | cuda | cuda:1 ... (default: cuda when available, else cpu)")
+    p.add_argument("--dtype", default=None, help="float32 | bfloat16 | float16 (default: bfloat16 on cuda, float32 on cpu)")
+
+
 def _add_task_args(p: argparse.ArgumentParser, task_required: bool = True) -> None:
     p.add_argument("--model", default="smollm2-135m", help="model name (default: smollm2-135m, offline)")
+    _add_device_args(p)
     p.add_argument("--task", required=task_required, help="task name (see `interp tasks`)")
     p.add_argument("--tasks-dir", default=None, help="folder of function-vectors JSON tasks ($INTERP_TASKS_DIR)")
     p.add_argument("--shots", type=int, default=10, help="demonstrations per prompt (default 10)")
@@ -74,6 +82,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p.add_argument("--quick", action="store_true", help="fewer repeats")
 
+    p = sub.add_parser("check", help="verify the engine's identities on a model (or on every architecture family)")
+    p.add_argument("--model", default="smollm2-135m", help="model to check (default: smollm2-135m)")
+    p.add_argument("--families", action="store_true", help="check a tiny random model of every TL family instead")
+    p.add_argument("--family", action="append", default=None, help="check only this family (repeatable)")
+    p.add_argument("--n-prompts", type=int, default=3, help="left-padded prompts per check (default 3)")
+    _add_device_args(p)
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+
     p = sub.add_parser("regress", help="in-context regression models")
     rsub = p.add_subparsers(dest="regress_command", required=True)
     rp = rsub.add_parser("train", help="train an ICL regression model")
@@ -87,6 +103,7 @@ def build_parser() -> argparse.ArgumentParser:
     rp.add_argument("--shift", default=None)
     rp.add_argument("--vector", default=None)
     rp.add_argument("--n", type=int, default=500, help="prompts per length")
+    _add_device_args(rp)
     rp.add_argument("--seed", type=int, default=1)
     rp.add_argument("--json", action="store_true")
 
@@ -120,11 +137,11 @@ def cmd_tasks(args) -> int:
 
 def cmd_eval(args) -> int:
     from interp.evaluation import evaluate_batch
-    from interp.models import load_model
+    from interp.models import load_model, parse_dtype
     from interp.prompts import model_prompts
     from interp.tasks import load_task
 
-    model = load_model(args.model, verbose=not args.json)
+    model = load_model(args.model, device=args.device, dtype=parse_dtype(args.dtype), verbose=not args.json)
     if args.vector:
         from interp.vectors.cli import cmd_eval_vector
 
@@ -159,6 +176,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from interp.vectors.cli import cmd_fit
 
             return cmd_fit(args)
+        if args.command == "check":
+            from interp.check import cmd_check
+
+            return cmd_check(args)
         if args.command == "bench":
             from interp.bench import cmd_bench
 

@@ -55,12 +55,43 @@ def shared_prefix_enabled(model: HookedTransformer) -> bool:
     return shared_attention.unsupported_reason(model) is None
 
 
+class UnsupportedModelError(ValueError):
+    """A model configuration the engine cannot run exactly; the message names the feature."""
+
+
+def refuse_unsupported(model: HookedTransformer, key_length: int | None = None) -> None:
+    """Raise `UnsupportedModelError` for configurations whose last-token runs would not be exact.
+
+    ``key_length``: positions the final token attends over (cached prefix + new, padding included).
+    """
+    cfg = model.cfg
+    if getattr(cfg, "n_devices", 1) > 1:
+        raise UnsupportedModelError(
+            f"n_devices={cfg.n_devices}: the frozen-prefix engine keeps one key-value cache on one device; "
+            "load the model on a single device (n_devices=1), e.g. a GPU with enough memory or a smaller dtype"
+        )
+    train_length = getattr(cfg, "train_seq_length", None) or cfg.n_ctx
+    if key_length is not None and getattr(cfg, "use_dynamic_ntk_rope", False) and key_length > train_length:
+        # Qwen-1's dynamic NTK rotary widens the rotary base with the *key length* (padding included), so
+        # a left-padded row and a cached prefix are rotated differently from the prompt run alone.
+        raise UnsupportedModelError(
+            f"dynamic-NTK rotary (use_dynamic_ntk_rope) at {key_length} positions, past the training length "
+            f"{train_length}: the rotary base then depends on the key length, which left padding and the frozen "
+            "prefix change; use prompts within the training length (fewer shots)"
+        )
+
+
 def _final_position_output(model: HookedTransformer, inputs: Tensor, **kwargs) -> Float[Tensor, "batch d_vocab"]:
-    """Run all blocks, then ln_final + unembed on the last position only (49k-way logits are costly)."""
+    """Run all blocks, then ln_final + unembed (+ the final-logit soft-cap, Gemma 2) on the last position only
+    (49k-way logits are costly)."""
+    from transformer_lens.utilities.activation_functions import apply_softcap
+
+    cache = kwargs.get("past_kv_cache")
+    refuse_unsupported(model, inputs.shape[1] + (0 if cache is None else cache.previous_attention_mask.shape[1]))
     resid = model(inputs, stop_at_layer=model.cfg.n_layers, **kwargs)[:, -1:]
     if model.cfg.normalization_type is not None:
         resid = model.ln_final(resid)
-    return model.unembed(resid)[:, -1]
+    return apply_softcap(model.unembed(resid), model.cfg.output_logits_soft_cap)[:, -1]
 
 
 def final_logits(
@@ -163,9 +194,17 @@ class FrozenPrefix:
         ones = torch.ones((len(self), 1), dtype=torch.long, device=resid_pre.device)
         cache, attention = self._run_cache()
         mask = torch.cat([self.prefix_mask.to(ones.device), ones], dim=1)
+        extra = {}
+        if self.model.cfg.positional_embedding_type == "shortformer":
+            # Shortformer positions enter every layer's queries and keys, not the residual stream: a run that
+            # starts at a block must be handed the final token's position embedding (as `forward` computes it).
+            extra["shortformer_pos_embed"] = self.model.hook_pos_embed(
+                self.model.pos_embed(ones, self.prefix_length, mask)
+            )
         with attention, self.model.hooks(fwd_hooks=list(hooks)):
             return _final_position_output(
-                self.model, resid_pre[:, None, :], start_at_layer=layer, attention_mask=mask, past_kv_cache=cache
+                self.model, resid_pre[:, None, :], start_at_layer=layer, attention_mask=mask, past_kv_cache=cache,
+                **extra,
             )
 
     @torch.no_grad()

@@ -40,6 +40,17 @@ def _check_layer(model: HookedTransformer, layer: int) -> int:
     return layer % n
 
 
+def _check_resid_hook(model: HookedTransformer, hook: str) -> None:
+    if hook not in RESID_HOOKS:
+        raise InterventionError(f"hook must be one of {RESID_HOOKS}, got {hook!r}")
+    if hook == "resid_mid" and (model.cfg.parallel_attn_mlp or model.cfg.attn_only):
+        raise InterventionError(
+            "this model has no hook_resid_mid: its blocks are "
+            + ("parallel attention+MLP (GPT-J, GPT-NeoX, Phi)" if model.cfg.parallel_attn_mlp else "attention-only")
+            + ", so there is no residual stream between attention and MLP; use hook='resid_pre' or 'resid_post'"
+        )
+
+
 def _check_vector(model: HookedTransformer, v: Tensor, what: str) -> None:
     if v.shape[-1] != model.cfg.d_model:
         raise InterventionError(
@@ -68,8 +79,7 @@ def add_vectors(
     ``vectors`` is a ``{layer: vector}`` mapping or a ``[n_layers, d_model]`` tensor (one per layer). A
     vector may also be ``[batch, d_model]`` (a different vector per row).
     """
-    if hook not in RESID_HOOKS:
-        raise InterventionError(f"hook must be one of {RESID_HOOKS}, got {hook!r}")
+    _check_resid_hook(model, hook)
     if isinstance(vectors, Tensor):
         if vectors.ndim != 2 or vectors.shape[0] != model.cfg.n_layers:
             raise InterventionError(
@@ -98,8 +108,7 @@ def replace_resid(
     pos: int = -1,
 ) -> list[Hook]:
     """Hooks replacing the hidden state ``blocks.{layer}.hook_{hook}[:, pos]`` by ``value``."""
-    if hook not in RESID_HOOKS:
-        raise InterventionError(f"hook must be one of {RESID_HOOKS}, got {hook!r}")
+    _check_resid_hook(model, hook)
     layer = _check_layer(model, layer)
     _check_vector(model, value, "the replacement hidden state")
 
@@ -128,8 +137,9 @@ def patch_heads(
             f"head values must be [n_layers={cfg.n_layers}, n_heads={cfg.n_heads}, d_head={cfg.d_head}], "
             f"got {list(values.shape)}"
         )
-    layers_t = torch.as_tensor(layers, dtype=torch.long)
-    heads_t = torch.as_tensor(heads, dtype=torch.long)
+    # On the values' (the model's) device, also when given as lists or on another device.
+    layers_t = torch.as_tensor(layers, dtype=torch.long, device=values.device)
+    heads_t = torch.as_tensor(heads, dtype=torch.long, device=values.device)
     if layers_t.shape != heads_t.shape or layers_t.ndim != 1:
         raise InterventionError("layers and heads must be 1-D and of equal length (one entry per batch row)")
     if (layers_t >= cfg.n_layers).any() or (heads_t >= cfg.n_heads).any() or (heads_t < 0).any():

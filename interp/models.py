@@ -27,14 +27,17 @@ source model's; ``fold_ln=True`` etc. are available through ``process_weights``.
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import json
 import os
+import sys
 import time
 from pathlib import Path
 from typing import Any
 
 import torch
+from torch import Tensor
 from transformer_lens import HookedTransformer, HookedTransformerConfig
 
 DEFAULT_MODEL = "smollm2-135m"
@@ -142,7 +145,7 @@ def _build_smollm2_cache(paths: dict[str, Path], verbose: bool) -> None:
 
     gguf_path = smollm2_gguf_path()
     if verbose:
-        print(f"[interp] converting {gguf_path.name} to a HookedTransformer state dict (one time, ~20 s)")
+        print(f"[interp] converting {gguf_path.name} to a HookedTransformer state dict (one time, ~20 s)", file=sys.stderr)
     hf_model, tokenizer = load_smollm2_hf(gguf_path)
     cfg = smollm2_config()
     state_dict = convert_llama_weights(hf_model, cfg)
@@ -172,20 +175,23 @@ def smollm2_tokenizer():
     return tok
 
 
-def load_smollm2(n_ctx: int = 2048, verbose: bool = True) -> HookedTransformer:
-    """SmolLM2-135M-Instruct as a float32 ``HookedTransformer``, offline."""
+def load_smollm2(
+    n_ctx: int = 2048, verbose: bool = True, device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32
+) -> HookedTransformer:
+    """SmolLM2-135M-Instruct as a ``HookedTransformer`` on ``device`` in ``dtype``, offline."""
     from safetensors.torch import load_file
 
     paths = _smollm2_cache_paths()
     if not paths["weights"].exists() or not (paths["tokenizer"] / "tokenizer.json").exists():
         _build_smollm2_cache(paths, verbose)
     tokenizer = smollm2_tokenizer()
-    cfg = smollm2_config(n_ctx=n_ctx)
+    cfg = smollm2_config(n_ctx=n_ctx, dtype=dtype)
+    cfg.device = str(device)
     # Random init of 135M parameters is wasted work: build on the meta device, then materialise empty.
     with torch.device("meta"):
         model = HookedTransformer(cfg, tokenizer=None, move_to_device=False)
-    model = model.to_empty(device="cpu")
-    state_dict = load_file(str(paths["weights"]))
+    model = model.to_empty(device=device)
+    state_dict = {k: v.to(dtype) for k, v in load_file(str(paths["weights"]), device=str(device)).items()}
     missing, unexpected = model.load_state_dict(state_dict, strict=False)
     # Only non-persistent buffers (rotary tables, masks) may be missing; recompute them below.
     real_missing = [k for k in missing if not _is_recomputed_buffer(k)]
@@ -227,19 +233,23 @@ def _is_recomputed_buffer(key: str) -> bool:
 
 
 def _reinit_buffers(model: HookedTransformer) -> None:
-    """Recompute buffers that ``to_empty`` left uninitialised (causal masks, rotary tables)."""
-    fresh_blocks = None
-    for name, buf in list(model.named_buffers()):
-        if not _is_recomputed_buffer(name):
-            continue
-        if fresh_blocks is None:
-            # One real (CPU) block of each kind builds every buffer with the library's own code.
-            from transformer_lens.components import TransformerBlock
+    """Recompute buffers that ``to_empty`` left uninitialised (rotary tables, the -inf constant).
 
-            fresh_blocks = TransformerBlock(model.cfg, 0)
-        leaf = name.split(".", 2)[-1]  # "blocks.0.attn.rotary_sin" -> "attn.rotary_sin"
-        src = dict(fresh_blocks.named_buffers())[leaf]
-        buf.copy_(src)
+    Each attention module recomputes its own rotary table with TransformerLens's code (its base depends on
+    the layer: local / global layers can differ), on the CPU, then copied onto the model's device. The
+    causal ``mask`` buffer is an empty placeholder in TL 3.9 (masks are built per forward).
+    """
+    for block in model.blocks:
+        attn = block.attn
+        with torch.no_grad(), torch.device("cpu"):
+            if hasattr(attn, "IGNORE"):
+                attn.IGNORE.fill_(-torch.inf)
+            if getattr(attn, "rotary_sin", None) is not None:
+                sin, cos = attn.calculate_sin_cos_rotary(
+                    model.cfg.rotary_dim, attn.rotary_sin.shape[0], base=attn._rotary_base(), dtype=model.cfg.dtype
+                )
+                attn.rotary_sin.copy_(sin)
+                attn.rotary_cos.copy_(cos)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -247,7 +257,8 @@ def _reinit_buffers(model: HookedTransformer) -> None:
 # --------------------------------------------------------------------------------------------------
 
 
-def tiny_config(kind: str = "tiny-gpt2", d_vocab: int = 49152, n_ctx: int = 512) -> HookedTransformerConfig:
+def tiny_config(kind: str = "tiny-gpt2", d_vocab: int = 512, n_ctx: int = 512) -> HookedTransformerConfig:
+    """2 layers, d_model 64, 4 heads; ``tiny-llama`` has 2 key-value heads and prepends BOS."""
     common: dict[str, Any] = dict(
         n_layers=2,
         d_model=64,
@@ -276,24 +287,39 @@ def tiny_config(kind: str = "tiny-gpt2", d_vocab: int = 49152, n_ctx: int = 512)
             n_key_value_heads=2,
             gated_mlp=True,
             original_architecture="LlamaForCausalLM",
-            **common,
+            **{**common, "default_prepend_bos": True, "tokenizer_prepends_bos": True},
         )
     raise ValueError(f"unknown tiny model {kind!r}; choose one of {TINY_MODELS}")
 
 
-def load_tiny(kind: str = "tiny-gpt2", seed: int = 0) -> HookedTransformer:
-    """A randomly initialised 2-layer model with SmolLM2's tokenizer (so prompts tokenise as for real)."""
+def load_tiny(
+    kind: str = "tiny-gpt2", seed: int = 0, device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32
+) -> HookedTransformer:
+    """A randomly initialised 2-layer model with its own tiny byte-level BPE tokenizer (`interp.tiny_tokenizers`,
+    512 tokens, no files needed); ``tiny-llama``'s tokenizer prepends ``<bos>``, as Llama's does."""
+    from interp.tiny_tokenizers import tiny_tokenizer
+
     cfg = tiny_config(kind)
     cfg.seed = seed
-    model = HookedTransformer(cfg, tokenizer=smollm2_tokenizer(), default_padding_side="left")
+    tokenizer = tiny_tokenizer(prepend_bos=cfg.default_prepend_bos)
+    with torch.device("cpu"):  # weights drawn on the CPU: the same tiny model on every device
+        model = HookedTransformer(cfg, tokenizer=tokenizer, default_padding_side="left")
     use_linear_friendly_layout(model)
     # Default init leaves biases at zero; random biases make the identity tests meaningful.
     with torch.no_grad():
-        gen = torch.Generator().manual_seed(seed)
+        gen = torch.Generator(device="cpu").manual_seed(seed)
         for name, p in model.named_parameters():
             if name.endswith(("b_O", "b_Q", "b_K", "b_V", "b_in", "b_out")):
-                p.copy_(0.1 * torch.randn(p.shape, generator=gen))
+                p.copy_(0.1 * torch.randn(p.shape, generator=gen, device="cpu"))
     model.eval()
+    return _to(model, device, dtype)
+
+
+def _to(model: HookedTransformer, device: str | torch.device, dtype: torch.dtype) -> HookedTransformer:
+    """Move a model and its config to ``device`` / ``dtype`` (TL's ``.to`` prints; we do not)."""
+    model = model.to(torch.device(device), print_details=False).to(dtype, print_details=False)
+    model.cfg.device = str(device)
+    model.cfg.dtype = dtype
     return model
 
 
@@ -302,11 +328,51 @@ def load_tiny(kind: str = "tiny-gpt2", seed: int = 0) -> HookedTransformer:
 # --------------------------------------------------------------------------------------------------
 
 
+DTYPES = {
+    "float32": torch.float32, "fp32": torch.float32, "float": torch.float32,
+    "bfloat16": torch.bfloat16, "bf16": torch.bfloat16,
+    "float16": torch.float16, "fp16": torch.float16, "half": torch.float16,
+}  # fmt: skip
+
+
+def parse_dtype(dtype: str | torch.dtype | None) -> torch.dtype | None:
+    """``"bfloat16"`` / ``"bf16"`` / ``torch.bfloat16`` -> ``torch.bfloat16``; None stays None (the default)."""
+    if dtype is None or isinstance(dtype, torch.dtype):
+        return dtype
+    key = str(dtype).lower().removeprefix("torch.")
+    if key not in DTYPES:
+        raise ValueError(f"unknown dtype {dtype!r}; use float32, bfloat16 or float16")
+    return DTYPES[key]
+
+
+def default_device() -> torch.device:
+    """CUDA when a GPU is visible, else the CPU."""
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def default_dtype(device: torch.device) -> torch.dtype:
+    """bfloat16 on a GPU that supports it (float16 on older ones), float32 on the CPU.
+
+    16-bit halves memory and is what GPU users run; on the CPU bfloat16 matmuls are slow and float32 keeps
+    logits equal to the source model's.
+    """
+    if device.type == "cuda":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    return torch.float32
+
+
+def resolve_device(device: str | torch.device | None) -> torch.device:
+    device = default_device() if device is None else torch.device(device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ModelNotAvailableError(f"--device {device} was asked for but torch sees no CUDA GPU; use --device cpu")
+    return device
+
+
 def load_model(
     name: str = DEFAULT_MODEL,
     *,
     device: str | torch.device | None = None,
-    dtype: torch.dtype = torch.float32,
+    dtype: str | torch.dtype | None = None,
     process_weights: bool = False,
     verbose: bool = True,
     **from_pretrained_kwargs: Any,
@@ -314,39 +380,235 @@ def load_model(
     """Load a model as a ``HookedTransformer`` (see the module docstring for the names).
 
     Args:
-        name: ``"smollm2-135m"`` (offline default), ``"tiny-gpt2"``, ``"tiny-llama"``, a regression
-            checkpoint (directory or ``"regression:<class>"``), or any TransformerLens model name.
-        device: where to put the model (default CPU, or CUDA when a GPU exists).
-        dtype: parameter dtype; float32 keeps logits equal to the source model.
+        name: ``"smollm2-135m"`` (offline default), ``"tiny-gpt2"``, ``"tiny-llama"``, ``"random:<shape>"``,
+            a regression checkpoint (directory or ``"regression:<class>"``), a local Hugging Face checkpoint
+            directory, a ``.gguf`` file of a Llama-family model, or any TransformerLens model name (from the
+            hub, or from the local HF cache under ``HF_HUB_OFFLINE=1``).
+        device: where the model lives (default: ``$INTERP_DEVICE``, else CUDA when available, else CPU).
+        dtype: parameter dtype (default: ``$INTERP_DTYPE``, else bfloat16 on CUDA and float32 on CPU;
+            regression models stay float32 unless asked). ``"bfloat16"`` etc. are accepted.
         process_weights: fold LayerNorm / center weights (TransformerLens's ``fold_ln`` etc.). Off by
             default so activations and logits are those of the source model.
+
+    Whatever TransformerLens or transformers print while loading goes to stderr, never stdout.
     """
     t0 = time.perf_counter()
     key = name.lower()
-    if key in ("smollm2-135m", "smollm2", "smollm2-135m-instruct"):
-        model = load_smollm2(verbose=verbose)
-        if process_weights:
-            model.process_weights_(fold_ln=True, center_writing_weights=False, center_unembed=True)
-    elif key in TINY_MODELS:
-        model = load_tiny(key)
-    elif key.startswith("regression:") or _looks_like_regression_checkpoint(name):
-        from interp.regression import load_regression_model
+    dev = resolve_device(device or os.environ.get("INTERP_DEVICE") or None)
+    asked_dtype = parse_dtype(dtype or os.environ.get("INTERP_DTYPE") or None)
+    dt = asked_dtype or default_dtype(dev)
+    with contextlib.redirect_stdout(sys.stderr):  # TL prints "Loaded pretrained model ..." / "Moving model ..."
+        if key.startswith("regression:") or _looks_like_regression_checkpoint(name):
+            from interp.regression import load_regression_model
 
-        return load_regression_model(name.split(":", 1)[1] if key.startswith("regression:") else name)
-    else:
-        model = _load_transformer_lens_pretrained(name, process_weights, dtype, **from_pretrained_kwargs)
-    if dtype != torch.float32:
-        model = model.to(dtype)
-    if device is not None:
-        model = model.to(device)
+            model = load_regression_model(name.split(":", 1)[1] if key.startswith("regression:") else name, device=dev)
+            return model.to(asked_dtype) if asked_dtype is not None else model
+        if key in ("smollm2-135m", "smollm2", "smollm2-135m-instruct"):
+            model = load_smollm2(verbose=verbose, device=dev, dtype=dt)
+            if process_weights:
+                model.process_weights_(fold_ln=True, center_writing_weights=False, center_unembed=True)
+        elif key in TINY_MODELS:
+            model = load_tiny(key, device=dev, dtype=dt)
+        elif key.startswith("random:"):
+            model = load_random(name.split(":", 1)[1], device=dev, dtype=dt)
+        elif name.endswith(".gguf") and Path(name).is_file():
+            model = load_gguf(Path(name), device=dev, dtype=dt)
+        elif _looks_like_hf_checkpoint(name):
+            model = load_hf_checkpoint(Path(name), device=dev, dtype=dt, process_weights=process_weights)
+        else:
+            model = _load_transformer_lens_pretrained(
+                name, process_weights, dt, device=str(dev), **from_pretrained_kwargs
+            )
     if verbose and time.perf_counter() - t0 > 5:
-        print(f"[interp] loaded {name} in {time.perf_counter() - t0:.1f} s")
+        print(f"[interp] loaded {name} in {time.perf_counter() - t0:.1f} s", file=sys.stderr)
     return model
 
 
 def _looks_like_regression_checkpoint(name: str) -> bool:
     path = Path(name)
-    return path.is_dir() and (path / "config.json").exists() and (path / "model.safetensors").exists()
+    if not (path.is_dir() and (path / "config.json").exists() and (path / "model.safetensors").exists()):
+        return False
+    try:
+        config = json.loads((path / "config.json").read_text())
+    except (OSError, ValueError):
+        return False
+    return "architectures" not in config  # HF checkpoints name their architecture; ours do not
+
+
+def _looks_like_hf_checkpoint(name: str) -> bool:
+    path = Path(name)
+    if not (path.is_dir() and (path / "config.json").exists()):
+        return False
+    try:
+        return bool(json.loads((path / "config.json").read_text()).get("architectures"))
+    except (OSError, ValueError):
+        return False
+
+
+# --------------------------------------------------------------------------------------------------
+# Local Hugging Face checkpoints and GGUF files, through TransformerLens's own conversions
+# --------------------------------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def _neutral_dir(source: Path | None = None):
+    """A temporary directory whose path contains no architecture name (TL's config conversion picks
+    Llama / Gemma by *substrings of the path*, which a user's folder name must not trigger); ``source``,
+    if given, is linked into it as ``checkpoint``."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="interp-ckpt-") as tmp:
+        if any(word in tmp.lower() for word in ("llama", "gemma")):  # astronomically unlikely; still exact
+            raise ModelNotAvailableError(f"temporary directory {tmp} contains an architecture name; rerun")
+        link = Path(tmp) / "checkpoint"
+        if source is not None:
+            link.symlink_to(source.resolve(), target_is_directory=True)
+        else:
+            link.mkdir()
+        yield link
+
+
+def _tl_from_hf_model(
+    config_dir: Path, hf_model, tokenizer, *, device: torch.device, dtype: torch.dtype, process_weights: bool,
+    what: str,
+) -> HookedTransformer:  # fmt: skip
+    """TransformerLens's own config and weight conversion of an in-memory HF model whose ``config.json`` is in
+    ``config_dir`` (``from_pretrained`` itself only accepts official names; these are the steps it runs)."""
+    from transformer_lens import loading_from_pretrained as loading
+
+    try:
+        cfg = loading.get_pretrained_model_config(
+            str(config_dir), hf_cfg=hf_model.config.to_dict(), fold_ln=process_weights, device=str(device), dtype=dtype
+        )
+    except NotImplementedError as err:
+        arch = (getattr(hf_model.config, "architectures", None) or ["?"])[0]
+        raise ModelNotAvailableError(
+            f"TransformerLens cannot convert {what} ({arch}) from a local directory: {err}. Gemma models convert "
+            "only by their official name: put the checkpoint in the Hugging Face cache (huggingface-cli download, "
+            "or copy the models--org--name folder) and load it by name with HF_HUB_OFFLINE=1."
+        ) from err
+    state_dict = loading.get_pretrained_state_dict(str(config_dir), cfg, hf_model, dtype=dtype)
+    model = HookedTransformer(cfg, tokenizer, move_to_device=False, default_padding_side="left")
+    model.load_and_process_state_dict(
+        state_dict, fold_ln=process_weights, center_writing_weights=process_weights,
+        center_unembed=process_weights, fold_value_biases=process_weights,
+    )  # fmt: skip
+    model.move_model_modules_to_device()
+    model.eval()
+    return _ensure_dtype(model, dtype)
+
+
+def _ensure_dtype(model: HookedTransformer, dtype: torch.dtype) -> HookedTransformer:
+    """Every parameter in ``dtype``: TL 3.9 builds some modules (mixture-of-experts layers) in float32
+    whatever ``cfg.dtype`` says, and loading a state dict keeps the parameter's dtype."""
+    if any(p.dtype != dtype for p in model.parameters()):
+        model = model.to(dtype, print_details=False)
+    return model
+
+
+def load_hf_checkpoint(
+    path: Path, *, device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32, process_weights: bool = False
+) -> HookedTransformer:
+    """A local Hugging Face checkpoint directory (``config.json`` + weights [+ tokenizer]) of an architecture
+    TransformerLens supports, offline."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    hf_model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32, local_files_only=True)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
+    except (OSError, ValueError, TypeError):
+        tokenizer = None  # a checkpoint without tokenizer files: feed token ids
+    with _neutral_dir(path) as link:
+        return _tl_from_hf_model(link, hf_model, tokenizer, device=torch.device(device), dtype=dtype,
+                                 process_weights=process_weights, what=str(path))  # fmt: skip
+
+
+GGUF_ARCHITECTURES = ("llama", "mistral", "qwen2")
+
+
+def load_gguf(path: Path, *, device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32) -> HookedTransformer:
+    """A GGUF file of a Llama-family model: transformers dequantizes it, TL converts it (no cache: use
+    `load_smollm2` for SmolLM2, which caches the converted weights)."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    hf_model = AutoModelForCausalLM.from_pretrained(path.parent, gguf_file=path.name, dtype=torch.float32)
+    if hf_model.config.model_type not in GGUF_ARCHITECTURES:
+        raise ModelNotAvailableError(
+            f"{path} holds a {hf_model.config.model_type!r} model; GGUF loading supports the Llama family "
+            f"({', '.join(GGUF_ARCHITECTURES)}). Convert it to a Hugging Face checkpoint directory instead."
+        )
+    tokenizer = AutoTokenizer.from_pretrained(path.parent, gguf_file=path.name)
+    with _neutral_dir() as config_dir:
+        hf_model.config.save_pretrained(config_dir)  # the config only: weights come from hf_model
+        return _tl_from_hf_model(config_dir, hf_model, tokenizer, device=torch.device(device), dtype=dtype,
+                                 process_weights=False, what=str(path))  # fmt: skip
+
+
+# --------------------------------------------------------------------------------------------------
+# Random weights in the shapes of real models
+# --------------------------------------------------------------------------------------------------
+
+#: shape name -> where its config comes from (TL's config of an official name, or the hand-built SmolLM2 one)
+RANDOM_SHAPES = {
+    "smollm2-135m": "smollm2",
+    "llama-3.2-1b": "meta-llama/Llama-3.2-1B",
+    "llama-3-8b": "meta-llama/Meta-Llama-3-8B",
+    "gemma-2-2b": "google/gemma-2-2b",
+}
+
+
+def random_config(shape: str, *, n_ctx: int = 2048) -> HookedTransformerConfig:
+    """The full-size config of ``shape`` (see `RANDOM_SHAPES`); TL writes these without the hub."""
+    from transformer_lens.loading_from_pretrained import convert_hf_model_config
+
+    key = shape.lower()
+    if key not in RANDOM_SHAPES:
+        raise ModelNotAvailableError(f"unknown random shape {shape!r}; choose one of {', '.join(RANDOM_SHAPES)}")
+    if RANDOM_SHAPES[key] == "smollm2":
+        cfg = smollm2_config(n_ctx=n_ctx).to_dict()
+    else:
+        cfg = convert_hf_model_config(RANDOM_SHAPES[key])
+        cfg["n_ctx"] = min(cfg.get("n_ctx", n_ctx), n_ctx)
+    for k in ("tokenizer_name", "trust_remote_code", "device", "dtype", "n_params"):
+        cfg.pop(k, None)
+    cfg.update(model_name=f"random-{key}", default_prepend_bos=False, tokenizer_prepends_bos=False, init_weights=False)
+    return HookedTransformerConfig(**{k: v for k, v in cfg.items() if k in HookedTransformerConfig.__dataclass_fields__})
+
+
+def load_random(
+    shape: str, *, device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32, seed: int = 0
+) -> HookedTransformer:
+    """Seeded random weights in the shape of a real model (``random:llama-3.2-1b`` ...).
+
+    The model is built on the meta device (no memory), then materialised once on ``device`` in ``dtype``, so an
+    8B shape allocates its 16 GB (bf16) only where asked. Weights ~ N(0, initializer_range), norms 1, biases 0,
+    drawn on the target device from ``seed``. Engine correctness and speed do not depend on trained weights. The
+    tokenizer is the toolkit's tiny byte-level BPE (`interp.tiny_tokenizers`): its ids are valid for any vocabulary.
+    """
+    from interp.tiny_tokenizers import tiny_tokenizer
+
+    device = torch.device(device)
+    cfg = random_config(shape)
+    cfg.dtype, cfg.device = dtype, str(device)
+    with torch.device("meta"):
+        model = HookedTransformer(cfg, tokenizer=None, move_to_device=False)
+    model = model.to_empty(device=device)
+    gen = torch.Generator(device=device).manual_seed(seed)
+    std = cfg.initializer_range
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            leaf = name.rsplit(".", 1)[-1]
+            if leaf == "w" and ".ln" in f".{name}":
+                p.fill_(1.0)
+            elif leaf.startswith("b") and p.ndim <= 2:
+                p.zero_()
+            else:
+                p.normal_(0.0, std, generator=gen)
+    _reinit_buffers(model)
+    use_linear_friendly_layout(model)
+    model.set_tokenizer(tiny_tokenizer(), default_padding_side="left")
+    model.eval()
+    return model
 
 
 def _load_transformer_lens_pretrained(name: str, process_weights: bool, dtype, **kwargs) -> HookedTransformer:
@@ -362,7 +624,7 @@ def _load_transformer_lens_pretrained(name: str, process_weights: bool, dtype, *
         ) from None
     loader = HookedTransformer.from_pretrained if process_weights else HookedTransformer.from_pretrained_no_processing
     try:
-        model = loader(name, dtype=dtype, default_padding_side="left", **kwargs)
+        model = _ensure_dtype(loader(name, dtype=dtype, default_padding_side="left", **kwargs), dtype)
     except OSError as err:  # HF hub unreachable, no local copy
         raise ModelNotAvailableError(
             f"Could not load {name!r} from the Hugging Face hub ({err.__class__.__name__}: {str(err)[:200]}). "

@@ -172,7 +172,7 @@ def run_prefix(prefix: FrozenPrefix, hooks_for_rows, rows_per_call: int = 64) ->
     for each sub-batch of row indices ``idx`` (so per-row interventions can be sliced consistently)."""
     outs = []
     for start in range(0, len(prefix), rows_per_call):
-        idx = torch.arange(start, min(start + rows_per_call, len(prefix)))
+        idx = torch.arange(start, min(start + rows_per_call, len(prefix)), device=prefix.final_inputs.device)
         sub = prefix if len(idx) == len(prefix) else prefix.select(idx)
         outs.append(sub.run(hooks_for_rows(idx)))
     return torch.cat(outs)

@@ -25,7 +25,7 @@ every intervention of this toolkit acts there.
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Literal, Sequence
 
 import torch
@@ -110,7 +110,7 @@ class PromptBatch:
 
     def select(self, idx: Sequence[int] | Tensor) -> "PromptBatch":
         idx_list = [int(i) for i in idx]
-        idx_t = torch.tensor(idx_list, dtype=torch.long)
+        idx_t = torch.tensor(idx_list, dtype=torch.long, device=self.tokens.device)
         trimmed = trim_left_padding(self.tokens[idx_t], self.attention_mask[idx_t])
         return PromptBatch(
             tokens=trimmed[0],
@@ -124,6 +124,15 @@ class PromptBatch:
             n_skipped=self.n_skipped,
             meta=dict(self.meta),
             row_multi_token=[self.row_multi_token[i] for i in idx_list] if self.row_multi_token else [],
+        )
+
+    def to(self, device: torch.device | str) -> "PromptBatch":
+        """The same batch with its tensors on ``device`` (the model's; prompts are built on the CPU)."""
+        return replace(
+            self,
+            tokens=self.tokens.to(device),
+            attention_mask=self.attention_mask.to(device),
+            target_ids=self.target_ids.to(device),
         )
 
     def chunks(self, size: int):
@@ -232,7 +241,7 @@ def build_prompts(
     return PromptBatch(
         tokens=tokens,
         attention_mask=mask,
-        target_ids=torch.tensor(target_ids, dtype=torch.long),
+        target_ids=torch.tensor(target_ids, dtype=torch.long, device="cpu"),
         texts=texts,
         queries=kept,
         setting=setting,
@@ -261,10 +270,11 @@ def tokenize_left_padded(
             f"a prompt has {longest} tokens but the model's context is {n_ctx}; use fewer shots or shorter inputs."
         )
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
-    tokens = torch.full((len(rows), longest), pad_id, dtype=torch.long)
-    mask = torch.zeros((len(rows), longest), dtype=torch.long)
+    # Built on the CPU (explicitly: not wherever torch's default device points); `model_prompts` moves them.
+    tokens = torch.full((len(rows), longest), pad_id, dtype=torch.long, device="cpu")
+    mask = torch.zeros((len(rows), longest), dtype=torch.long, device="cpu")
     for i, row in enumerate(rows):
-        tokens[i, longest - len(row) :] = torch.tensor(row, dtype=torch.long)
+        tokens[i, longest - len(row) :] = torch.tensor(row, dtype=torch.long, device="cpu")
         mask[i, longest - len(row) :] = 1
     return tokens, mask
 
@@ -273,7 +283,7 @@ def model_prompts(model, task: Task, **kwargs) -> PromptBatch:
     """`build_prompts` with the model's tokenizer, context length and BOS convention filled in."""
     kwargs.setdefault("n_ctx", model.cfg.n_ctx)
     kwargs.setdefault("bos", default_bos(model))
-    return build_prompts(task, model.tokenizer, **kwargs)
+    return build_prompts(task, model.tokenizer, **kwargs).to(model.W_E.device)
 
 
 def default_bos(model) -> str | None:

@@ -43,7 +43,12 @@ def _eval(args) -> int:
 
     if args.function_class not in FUNCTION_CLASSES:
         raise ValueError(f"unknown function class {args.function_class!r}; known: {sorted(FUNCTION_CLASSES)}")
-    model = load_regression_model(args.model or args.function_class, expected_class=args.function_class)
+    from interp.models import parse_dtype, resolve_device
+
+    model = load_regression_model(args.model or args.function_class, expected_class=args.function_class,
+                                  device=resolve_device(getattr(args, "device", None)))  # fmt: skip
+    if getattr(args, "dtype", None):
+        model = model.to(parse_dtype(args.dtype))
     if args.vector:
         record = _eval_with_vector(model, args)
     else:

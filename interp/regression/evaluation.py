@@ -186,8 +186,10 @@ def _range_summary(errors: Tensor, k_lo: int, k_hi: int) -> Optional[Dict[str, f
 def model_predictions(
     model, xs: Float[Tensor, "batch k d"], ys: Float[Tensor, "batch k"], batch_size: int = 500
 ) -> Float[Tensor, "batch k"]:
-    """``model.predict`` in chunks, without gradients."""
-    return torch.cat([model.predict(xs[i : i + batch_size], ys[i : i + batch_size]) for i in range(0, xs.shape[0], batch_size)])
+    """``model.predict`` in chunks, without gradients; on the CPU in float32 like ``xs`` (the model may sit
+    on a GPU, in another dtype: predictions come back for reporting)."""
+    return torch.cat([model.predict(xs[i : i + batch_size], ys[i : i + batch_size]).float().to(ys.device)
+                      for i in range(0, xs.shape[0], batch_size)])  # fmt: skip
 
 
 def evaluate_curve(

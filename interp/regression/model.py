@@ -212,7 +212,10 @@ class RegressionTransformer(HookedTransformer):
 
         embed = self.hook_embed(self.read_in(inputs))  # [batch, pos, d_model]
         residual = self.get_residual(
-            embed, pos_offset, attention_mask=attention_mask, tokens=None, return_shortformer_pos_embed=False
+            embed, pos_offset, attention_mask=attention_mask, return_shortformer_pos_embed=False,
+            # placeholder ids (only their shape is read), made here on the model's device: TransformerLens
+            # would otherwise build them on torch's default device
+            tokens=torch.ones((batch, pos), dtype=torch.int, device=device),
         )  # [batch, pos, d_model], W_pos added through hook_pos_embed
         return residual, None, None, attention_mask
 

@@ -53,7 +53,7 @@ class RegressionBatch:
         return self.inputs.shape[0]
 
     def select(self, idx: Sequence[int] | Tensor) -> "RegressionBatch":
-        idx_t = torch.as_tensor(list(idx), dtype=torch.long)
+        idx_t = torch.as_tensor(list(idx), dtype=torch.long, device=self.inputs.device)
         mask = self.attention_mask[idx_t]
         start = int((mask.sum(0) > 0).nonzero()[0])
         return RegressionBatch(
@@ -134,6 +134,14 @@ class RegressionProblem(Problem):
         raise ValueError(f"unknown regression setting {setting!r}; use icl, long, shuffled or k=N")
 
     def _make_batch(self, setting: str, split: str, n: int | None, seed: int) -> RegressionBatch:
+        # Prompts are drawn on the CPU (CPU generators: the same data on every device), then moved to the model.
+        with torch.device("cpu"):
+            batch = self._sample_batch(setting, split, n, seed)
+        device = self.model.read_in.weight.device
+        return RegressionBatch(batch.inputs.to(device), batch.attention_mask.to(device), batch.targets.to(device),
+                               batch.n_demos.to(device), batch.setting, batch.meta)  # fmt: skip
+
+    def _sample_batch(self, setting: str, split: str, n: int | None, seed: int) -> RegressionBatch:
         n = n or 256
         cfg = self.model.regression_config
         gen = torch.Generator().manual_seed(self.seed * 7919 + _SPLIT_SEED[split] * 101 + seed + hash_setting(setting))

@@ -22,13 +22,13 @@ def problem_for(args, model):
 
 
 def cmd_fit(args) -> int:
-    from interp.models import load_model
+    from interp.models import load_model, parse_dtype
     from interp.vectors import CONFIGS, METHODS, VectorError, fit
 
     if args.method not in METHODS:
         raise VectorError(f"unknown --method {args.method!r}; choose one of {', '.join(METHODS)}")
     out = Path(args.out)
-    model = load_model(args.model, verbose=not args.json)
+    model = load_model(args.model, device=args.device, dtype=parse_dtype(args.dtype), verbose=not args.json)
     problem = problem_for(args, model)
     config = CONFIGS[args.method]()
     if args.method == "ltv":

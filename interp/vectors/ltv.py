@@ -131,8 +131,9 @@ class LearnedTaskVector(TaskVector):
 
     def random_control(self, seed: int = 0) -> "LearnedTaskVector":
         """Random θ with the trained θ's Frobenius norm (and zero outside its active layers)."""
-        gen = torch.Generator().manual_seed(seed)
-        theta = torch.randn(self.theta.shape, generator=gen) * self.active_mask()
+        gen = torch.Generator(device="cpu").manual_seed(seed)  # CPU draw: the same control on every device
+        theta = torch.randn(self.theta.shape, generator=gen, device="cpu").to(self.theta.device)
+        theta = theta * self.active_mask()
         theta = theta * self.theta.norm() / theta.norm().clamp_min(1e-12)
         meta = {**self.meta, "label": "random-θ", "random_seed": seed}
         return LearnedTaskVector({"theta": theta, "basis": self.basis}, meta)
@@ -165,17 +166,18 @@ def head_basis(model, problem: Problem, n_mean: int, basis: str = "heads") -> Fl
     raise VectorError(f"unknown basis {basis!r}; use 'heads' (true per-head outputs) or 'chunks' (reference code)")
 
 
-def _init_theta(cfg: LTVConfig, shape, active: Tensor) -> Tensor:
-    gen = torch.Generator().manual_seed(cfg.seed)
+def _init_theta(cfg: LTVConfig, shape, active: Tensor) -> Float[Tensor, "layer head"]:
+    """θ on ``active``'s device, always float32 (a bf16 θ would lose Adam's small updates)."""
+    gen = torch.Generator(device="cpu").manual_seed(cfg.seed)
     if cfg.init == "zeros":
-        theta = torch.zeros(shape)
+        theta = torch.zeros(shape, device="cpu")
     elif cfg.init == "ones":
-        theta = torch.ones(shape)
+        theta = torch.ones(shape, device="cpu")
     elif cfg.init == "normal":
-        theta = torch.randn(shape, generator=gen) * cfg.init_std
+        theta = torch.randn(shape, generator=gen, device="cpu") * cfg.init_std  # same draw on every device
     else:
         raise VectorError(f"unknown init {cfg.init!r}; use zeros, ones or normal")
-    return theta * active
+    return theta.to(device=active.device, dtype=torch.float32) * active
 
 
 @dataclass
@@ -194,7 +196,7 @@ class _Pool:
                 batch, prefix = problem.prefix(setting, split, n)
                 prefixes.append(prefix)
                 targets.append(targets_of(batch))
-                task_index.append(torch.full((len(prefix),), i, dtype=torch.long))
+                task_index.append(torch.full((len(prefix),), i, dtype=torch.long, device=targets[-1].device))
         return cls(FrozenPrefix.concat(prefixes), torch.cat(targets), torch.cat(task_index))
 
     def __len__(self) -> int:
@@ -229,9 +231,10 @@ def fit_ltv(
     torch.manual_seed(cfg.seed)
     model.requires_grad_(False)  # frozen model: only θ learns (also saves the parameter gradients)
 
-    basis = torch.stack([head_basis(model, p, cfg.n_mean, cfg.basis) for p in problems])  # [T L H d]
+    # [T L H d], float32 like θ (a bf16 model's head means are upcast; the hooks cast back to the model dtype)
+    basis = torch.stack([head_basis(model, p, cfg.n_mean, cfg.basis) for p in problems]).float()
     n_layers, n_heads = basis.shape[1:3]
-    active = torch.zeros(n_layers, n_heads)
+    active = torch.zeros(n_layers, n_heads, device=basis.device)
     for layer in cfg.layers if cfg.layers is not None else range(n_layers):
         if not 0 <= layer < n_layers:
             raise VectorError(f"layer {layer} out of range for a {n_layers}-layer model")
@@ -272,8 +275,8 @@ def fit_ltv(
             evaluate(0)
         while state["step"] < cfg.steps:
             # minibatch drawn from (seed, step) alone, so a resumed run sees the same data as an unbroken one
-            gen = torch.Generator().manual_seed(cfg.seed * 1_000_003 + state["step"])
-            idx = torch.randint(len(train), (cfg.batch_size,), generator=gen)
+            gen = torch.Generator(device="cpu").manual_seed(cfg.seed * 1_000_003 + state["step"])
+            idx = torch.randint(len(train), (cfg.batch_size,), generator=gen, device="cpu").to(basis.device)
             out = train.prefix.select(idx).run(_row_hooks(model, theta, basis, train.task_index[idx]))
             loss = loss_fn(out, train.targets[idx])
             if cfg.l1:
@@ -359,12 +362,12 @@ def _load_checkpoint(path: Path, theta, optimizer, cfg):
             f"the checkpoint in {path} was written with a different LTV config; "
             "resume with the same settings or choose a new --out directory"
         )
-    tensors = load_file(str(path / "ltv_state.safetensors"))
+    tensors = load_file(str(path / "ltv_state.safetensors"), device=str(theta.device))
     with torch.no_grad():
         theta.copy_(tensors["theta"])
     if "exp_avg" in tensors:
         optimizer.state[theta] = {
-            "step": torch.tensor(record["adam_step"]),
+            "step": torch.tensor(record["adam_step"], device="cpu"),  # Adam keeps its step count on the CPU
             "exp_avg": tensors["exp_avg"],
             "exp_avg_sq": tensors["exp_avg_sq"],
         }
