@@ -6,8 +6,8 @@
 
 One *cell* = one task (builtin:antonym, 10-shot, SmolLM2-135M): fit an LTV, an FV (CIE of every head +
 layer sweep) and a TV (layer sweep), then evaluate each on the zero-shot and shuffled test prompts. The
-same cell runs twice, each in a fresh process: with ``INTERP_SHARED_PREFIX=0`` (TransformerLens's
-per-row cache: the engine before shared-prefix attention) and with it on. Each process reports wall
+same cell runs twice, each in a fresh process: with shared-prefix attention on, then with
+``INTERP_SHARED_PREFIX=0`` (TransformerLens's per-row cache: the engine before this change). Each process reports wall
 seconds per stage; the ratio of the two totals is the speed-up of a cell. The machine may be shared:
 read ratios, and the load average printed beside each run.
 """
@@ -52,6 +52,8 @@ def run_cell(ltv_steps: int, n_eval: int) -> dict:
         scores = {s: vec.evaluate(problem, s, n=n_eval).accuracy for s in problem.corruptions}
         stages[f"{method}_eval_s"] = round(time.perf_counter() - t0, 1)
         stages[f"{method}_accuracy"] = {s: round(a, 3) for s, a in scores.items()}
+        print(f"  {method}: {json.dumps({k: v for k, v in stages.items() if k.startswith(method)})}",
+              file=sys.stderr, flush=True)  # fmt: skip
     load.append(round(os.getloadavg()[0], 2))
     return {
         "shared_prefix": shared_prefix_enabled(model),
@@ -72,10 +74,11 @@ def main(argv=None) -> int:
         print(json.dumps(run_cell(args.ltv_steps, args.n_eval)))
         return 0
     results = {}
-    for label, flag in (("before", "0"), ("after", "1")):
+    for label, flag in (("after", "1"), ("before", "0")):
         env = {**os.environ, "INTERP_SHARED_PREFIX": flag}
         cmd = [sys.executable, __file__, "--one", flag, "--ltv-steps", str(args.ltv_steps), "--n-eval", str(args.n_eval)]
-        out = subprocess.run(cmd, env=env, capture_output=True, text=True, check=True)
+        print(f"{label} (INTERP_SHARED_PREFIX={flag}):", file=sys.stderr, flush=True)
+        out = subprocess.run(cmd, env=env, stdout=subprocess.PIPE, text=True, check=True)
         results[label] = json.loads(out.stdout.strip().splitlines()[-1])
         print(f"{label}: {json.dumps(results[label])}", file=sys.stderr, flush=True)
     results["cell_speedup"] = round(results["before"]["total_s"] / results["after"]["total_s"], 2)
