@@ -1,21 +1,33 @@
-"""Benchmark: the frozen-prefix engine against full-prompt recompute, same prompts both ways.
+"""Benchmark: the frozen-prefix engine against full-prompt recompute, and against its FLOP-count ideal.
 
     interp bench            # a table
     interp bench --json     # one JSON object: ltv_step_speedup, cie_speedup, engine_peak_mb, full_peak_mb, ...
+    interp bench --quick    # batch 16 only (10-shot and 30-shot), fewer repeats
 
-What is measured (SmolLM2-135M by default, 10-shot prompts of the built-in antonym task, batch 16):
+What is measured (SmolLM2-135M by default, prompts of the built-in antonym task with shuffled labels), in
+a grid of prompt lengths (10-shot and 30-shot) and batch sizes (16 and 64 prompts):
 
 - one LTV training step (forward + backward to θ): engine (one-token run over the frozen prefix) vs the
-  full prompt with the same hooks. The engine's prefix is built once per training pool, so it is not
+  full prompts with the same hooks. The engine's prefix is built once per training pool, so it is not
   part of a step (its cost is reported separately as ``prefix_build_s``).
-- causal indirect effects of every head over 16 prompts: the engine (prefix once, then all
-  (prompt, head) variants as one-token rows; prefix included in the time) vs one full forward of the 16
-  prompts per head. The full path is timed on ``full_cie_heads`` heads and scaled linearly to all heads
-  (each head is an independent, identical-cost forward), which the output says.
-- peak memory of the LTV step on each path, each in a fresh subprocess (peak RSS above the RSS after
-  loading the model and building the inputs).
+- causal indirect effects of every head over the batch's prompts: the engine (prefix build included,
+  then every (prompt, head) variant as one-token rows) vs one full forward of the prompts per head.
+- ``*_ideal_speedup``: the same ratio counted in FLOPs (matmul multiply-adds x 2: projections, MLP,
+  attention over the keys each query sees, unembedding of the final position), where the engine does
+  only what is necessary: a head patch at layer l runs blocks l..L-1 for one token. ``*_achieved``
+  is the measured speed-up as a fraction of that ideal.
+- peak memory of an LTV step on each path, each in a fresh subprocess (peak RSS above the RSS once the
+  model, the inputs and the engine's prefix exist): a batch of 16 drawn from a 64-prompt training pool
+  (as `fit_ltv` trains), against the full recompute of the same 16 prompts.
 
-Speed-ups are ratios measured in one run on the same machine; rerun to see the spread.
+The full paths are expensive, so they are timed on part of the work and scaled linearly, which the
+output states: a full CIE runs one independent, identical-cost forward per head (timed on
+``full_cie_heads`` heads + the clean run), and both full paths cost the same per prompt (timed on at most
+``full_tokens`` prompt tokens' worth of prompts; prompt ``i`` is the same in every batch size). The
+headline cell (10-shot, batch 16) times the full LTV step on all 16 prompts.
+
+Speed-ups are ratios measured in one run on the same machine; ``load_avg`` records the machine's load
+(1-minute average) at the start and end of the run. Rerun to see the spread.
 """
 
 from __future__ import annotations
@@ -27,13 +39,15 @@ import subprocess
 import sys
 import time
 
+HEADLINE = (10, 16)  # (shots, batch) of the top-level keys
+
 
 def _rss_mb() -> float:
     with open("/proc/self/statm") as f:
         return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
 
 
-def _setup(model_name: str, batch_size: int = 16, shots: int = 10):
+def _load_model(model_name: str):
     import warnings
 
     import torch
@@ -41,17 +55,28 @@ def _setup(model_name: str, batch_size: int = 16, shots: int = 10):
     warnings.filterwarnings("ignore")
     torch.set_num_threads(int(os.environ.get("INTERP_NUM_THREADS", "1")))
     from interp.models import load_model
-    from interp.problems import TextProblem
-    from interp.tasks import load_task
 
     model = load_model(model_name, verbose=False)
     model.requires_grad_(False)
-    problem = TextProblem(model, load_task("builtin:antonym"), shots=shots)
-    batch = problem.batch("shuffled", "train", batch_size)
-    return model, problem, batch
+    return model
 
 
-def _ltv_step(model, batch, prefix=None):
+def _problem(model, shots: int):
+    from interp.problems import TextProblem
+    from interp.tasks import load_task
+
+    return TextProblem(model, load_task("builtin:antonym"), shots=shots)
+
+
+def _setup(model_name: str, batch_size: int = 16, shots: int = 10):
+    model = _load_model(model_name)
+    problem = _problem(model, shots)
+    return model, problem, problem.batch("shuffled", "train", batch_size)
+
+
+def _ltv_step(model, batch, prefix=None, rows=None):
+    """One LTV step (θ -> per-layer vectors -> loss -> backward) on the engine (``prefix``; ``rows`` picks
+    a minibatch from it) or on the full prompts of ``batch``."""
     import torch
 
     from interp.activations import head_activations
@@ -60,23 +85,25 @@ def _ltv_step(model, batch, prefix=None):
 
     a_mean = head_activations(model, batch.tokens[:4], batch.attention_mask[:4]).mean_contributions
     theta = torch.zeros(model.cfg.n_layers, model.cfg.n_heads, requires_grad=True)
+    targets = batch.target_ids if rows is None else batch.target_ids[rows]
 
     def step():
         vectors = torch.einsum("lh,lhm->lm", theta, a_mean)
         hooks = add_vectors(model, vectors)
         if prefix is not None:
-            logits = prefix.run(hooks)
+            logits = (prefix if rows is None else prefix.select(rows)).run(hooks)
         else:
             logits = final_logits(model, batch.tokens, batch.attention_mask, hooks)
-        loss = torch.nn.functional.cross_entropy(logits, batch.target_ids)
+        loss = torch.nn.functional.cross_entropy(logits, targets)
         loss.backward()
         theta.grad = None
 
     return step
 
 
-def _time(fn, repeats: int) -> float:
-    fn()  # warm-up
+def _time(fn, repeats: int, warmup: bool = True) -> float:
+    if warmup:
+        fn()
     times = []
     for _ in range(repeats):
         t0 = time.perf_counter()
@@ -85,16 +112,74 @@ def _time(fn, repeats: int) -> float:
     return statistics.median(times)
 
 
-def _memory_probe(path: str, model_name: str) -> None:
-    """Subprocess entry: run one LTV step on ``path`` and print peak RSS above the set-up RSS."""
-    from interp.engine import FrozenPrefix
+# ------------------------------------------------------------------------------------------------
+# FLOP counts (the ideal)
+# ------------------------------------------------------------------------------------------------
 
-    model, _, batch = _setup(model_name)
-    prefix = FrozenPrefix.from_batch(model, batch.tokens, batch.attention_mask) if path == "engine" else None
-    step = _ltv_step(model, batch, prefix)
+
+def _flops(cfg):
+    """FLOP counters for ``cfg`` (2 x multiply-adds of the matmuls; elementwise work is not counted)."""
+    d, h, dh = cfg.d_model, cfg.n_heads, cfg.d_head
+    kv = cfg.n_key_value_heads or h
+    mlp = (3 if cfg.gated_mlp else 2) * d * cfg.d_mlp
+    linear = 2 * (d * h * dh + 2 * d * kv * dh + h * dh * d + mlp)  # per token and layer
+    attend = 2 * 2 * h * dh  # per (query, key) pair and layer: scores + weighted values
+    unembed = 2 * d * cfg.d_vocab
+
+    def prompt(tokens: int, layers: int) -> float:
+        """A causal forward of ``tokens`` positions through ``layers`` blocks (no unembedding)."""
+        return layers * (tokens * linear + attend * tokens * (tokens + 1) / 2)
+
+    def final_token(keys: int, layers: int) -> float:
+        """One final-position row through ``layers`` blocks, attending to ``keys`` keys."""
+        return layers * (linear + attend * keys)
+
+    return prompt, final_token, unembed
+
+
+def ideal_speedups(cfg, tokens: int, batch: int) -> dict:
+    """FLOP-count ideal speed-ups of the two benchmarks for ``batch`` prompts of ``tokens`` tokens."""
+    prompt, final_token, unembed = _flops(cfg)
+    L, H = cfg.n_layers, cfg.n_heads
+    # LTV step: forward + backward (input gradients only: ~1x the forward's linear FLOPs; the full path's
+    # attention backward also needs every position's key/value gradients: 2x its forward)
+    full_fwd = prompt(tokens, L) + unembed
+    full_attn = L * 2 * 2 * H * cfg.d_head * tokens * (tokens + 1) / 2
+    full_step = batch * (2 * full_fwd + full_attn)
+    engine_step = batch * 2 * (final_token(tokens, L) + unembed)
+    # CIE: one full forward per head + the clean run, against the prefix once, the final token's clean
+    # residuals once, and for each (prompt, head at layer l) blocks l..L-1 + the unembedding
+    full_cie = batch * (L * H + 1) * (prompt(tokens, L) + unembed)
+    engine_cie = batch * (
+        prompt(tokens - 1, L)
+        + final_token(tokens, L)
+        + unembed
+        + H * sum(final_token(tokens, L - layer) + unembed for layer in range(L))
+    )
+    return {"ltv_step_ideal_speedup": full_step / engine_step, "cie_ideal_speedup": full_cie / engine_cie}
+
+
+# ------------------------------------------------------------------------------------------------
+# Memory (subprocesses)
+# ------------------------------------------------------------------------------------------------
+
+
+def _memory_probe(path: str, model_name: str, pool: int = 64, batch: int = 16) -> None:
+    """Subprocess entry: one LTV step of ``batch`` prompts on ``path`` (the engine draws them from a
+    ``pool``-prompt prefix, as `fit_ltv` does); prints peak RSS above the set-up RSS."""
     import gc
     import threading
 
+    import torch
+
+    from interp.engine import FrozenPrefix
+
+    model, _, pool_batch = _setup(model_name, batch_size=pool)
+    rows = torch.randperm(pool, generator=torch.Generator().manual_seed(0))[:batch]
+    if path == "engine":
+        step = _ltv_step(model, pool_batch, FrozenPrefix.from_batch(model, pool_batch.tokens, pool_batch.attention_mask), rows)
+    else:
+        step = _ltv_step(model, pool_batch.select(rows.tolist()))
     gc.collect()
     base = _rss_mb()
     peak = [base]
@@ -122,68 +207,143 @@ def _probe(path: str, model_name: str) -> float:
     return json.loads(out.stdout.strip().splitlines()[-1])["peak_mb"]
 
 
-def run_benchmark(model_name: str = "smollm2-135m", quick: bool = False, full_cie_heads: int = 4) -> dict:
+# ------------------------------------------------------------------------------------------------
+# One cell of the grid
+# ------------------------------------------------------------------------------------------------
+
+
+def _full_costs(model, batch, repeats: int, full_cie_heads: int, full_tokens: int, whole_ltv: bool) -> dict:
+    """Per-prompt seconds of the full paths (LTV step; one CIE forward), timed on a prefix of the batch."""
     import torch
 
     from interp.activations import head_activations
-    from interp.engine import FrozenPrefix, final_logits
+    from interp.engine import final_logits
     from interp.interventions import patch_head
+
+    n = len(batch) if whole_ltv else max(1, min(len(batch), full_tokens // batch.tokens.shape[1]))
+    sub = batch.select(list(range(n)))
+    ltv = _time(_ltv_step(model, sub), max(1, repeats // 2), warmup=False)
+    mean_z = head_activations(model, sub.tokens, sub.attention_mask).mean_z
+    n_layers, n_heads = model.cfg.n_layers, model.cfg.n_heads
+    all_heads = [(l, h) for l in range(n_layers) for h in range(n_heads)]
+    heads = all_heads[:: max(1, len(all_heads) // full_cie_heads)][:full_cie_heads]
+    t0 = time.perf_counter()
+    with torch.no_grad():
+        final_logits(model, sub.tokens, sub.attention_mask)  # the clean baseline run
+        for layer, head in heads:
+            final_logits(model, sub.tokens, sub.attention_mask, patch_head(model, layer, head, mean_z[layer, head]))
+    per_forward = (time.perf_counter() - t0) / (len(heads) + 1)
+    return {"prompts": n, "ltv_per_prompt": ltv / n, "cie_forward_per_prompt": per_forward / n, "heads": len(heads)}
+
+
+def _cell(model, problem, batch_size: int, repeats: int, full: dict) -> dict:
+    import torch
+
+    from interp.activations import head_activations
+    from interp.engine import FrozenPrefix
     from interp.vectors.function_vector import causal_indirect_effects
 
-    repeats = 2 if quick else 5
-    model, problem, batch = _setup(model_name)
-    n_heads = model.cfg.n_layers * model.cfg.n_heads
+    batch = problem.batch("shuffled", "train", batch_size)
+    n_all = model.cfg.n_layers * model.cfg.n_heads
     t0 = time.perf_counter()
     prefix = FrozenPrefix.from_batch(model, batch.tokens, batch.attention_mask)
     prefix_build_s = time.perf_counter() - t0
-
     engine_step = _time(_ltv_step(model, batch, prefix), repeats)
-    full_step = _time(_ltv_step(model, batch, None), max(1, repeats // 2))
+    del prefix
 
-    mean_z = head_activations(model, batch.tokens, batch.attention_mask).mean_z
+    mean_z = head_activations(model, batch.tokens[:16], batch.attention_mask[:16]).mean_z
     problem._prefixes.clear()  # include the prefix build in the engine's CIE time
     t0 = time.perf_counter()
-    causal_indirect_effects(problem, mean_z, n=len(batch), progress=False)
+    causal_indirect_effects(problem, mean_z, n=batch_size, progress=False)
     engine_cie = time.perf_counter() - t0
-    heads = [(l, h) for l in range(model.cfg.n_layers) for h in range(model.cfg.n_heads)][:: max(1, n_heads // full_cie_heads)][:full_cie_heads]
-    t0 = time.perf_counter()
-    with torch.no_grad():
-        final_logits(model, batch.tokens, batch.attention_mask)  # the clean baseline run
-        for layer, head in heads:
-            final_logits(model, batch.tokens, batch.attention_mask, patch_head(model, layer, head, mean_z[layer, head]))
-    full_cie_measured = time.perf_counter() - t0
-    full_cie = full_cie_measured / (len(heads) + 1) * (n_heads + 1)
+    problem._prefixes.clear()
 
-    engine_mb, full_mb = _probe("engine", model_name), _probe("full", model_name)
-    return {
-        "model": model_name,
-        "batch": len(batch),
-        "prompt_tokens": int(batch.tokens.shape[1]),
-        "n_heads": n_heads,
-        "threads": torch.get_num_threads(),
+    full_step = full["ltv_per_prompt"] * batch_size
+    full_cie = full["cie_forward_per_prompt"] * batch_size * (n_all + 1)
+    tokens = int(batch.tokens.shape[1])
+    ideal = ideal_speedups(model.cfg, tokens, batch_size)
+    out = {
+        "shots": problem.shots,
+        "batch": batch_size,
+        "prompt_tokens": tokens,
         "prefix_build_s": round(prefix_build_s, 3),
         "ltv_step_engine_s": round(engine_step, 4),
-        "ltv_step_full_s": round(full_step, 4),
+        "ltv_step_full_s": round(full_step, 3),
         "ltv_step_speedup": round(full_step / engine_step, 1),
         "cie_engine_s": round(engine_cie, 2),
-        "cie_full_s": round(full_cie, 2),
-        "cie_full_measured_heads": len(heads),
+        "cie_full_s": round(full_cie, 1),
         "cie_speedup": round(full_cie / engine_cie, 1),
+        "full_measured_prompts": full["prompts"],
+        "cie_full_measured_heads": full["heads"],
+        "threads": torch.get_num_threads(),
+    }
+    for name in ("ltv_step", "cie"):
+        out[f"{name}_ideal_speedup"] = round(ideal[f"{name}_ideal_speedup"], 1)
+        out[f"{name}_achieved"] = round(out[f"{name}_speedup"] / ideal[f"{name}_ideal_speedup"], 3)
+    return out
+
+
+def run_benchmark(
+    model_name: str = "smollm2-135m",
+    quick: bool = False,
+    full_cie_heads: int = 4,
+    shots: tuple[int, ...] = (10, 30),
+    batches: tuple[int, ...] = (16, 64),
+    full_tokens: int = 1600,
+    progress: bool = True,
+) -> dict:
+    """The grid of cells (``quick``: batch 16 only); top-level keys are the headline cell's."""
+    from interp.engine import shared_prefix_enabled
+
+    load = [round(os.getloadavg()[0], 2)]
+    if quick:
+        batches = (HEADLINE[1],)
+    repeats = 2 if quick else 4
+    model = _load_model(model_name)
+    cells = []
+    for n_shots in shots:
+        problem = _problem(model, n_shots)
+        first = problem.batch("shuffled", "train", min(batches))
+        whole = (n_shots, min(batches)) == HEADLINE
+        full = _full_costs(model, first, repeats, full_cie_heads, full_tokens, whole_ltv=whole)
+        for batch_size in batches:
+            cells.append(_cell(model, problem, batch_size, repeats, full))
+            if progress:
+                print(f"bench: {json.dumps(cells[-1])}", file=sys.stderr, flush=True)
+    head = next((c for c in cells if (c["shots"], c["batch"]) == HEADLINE), cells[0])
+    engine_mb, full_mb = _probe("engine", model_name), _probe("full", model_name)
+    load.append(round(os.getloadavg()[0], 2))
+    return {
+        "model": model_name,
+        "shared_prefix": shared_prefix_enabled(model),
+        **{k: v for k, v in head.items() if k not in ("shots",)},
+        "shots": head["shots"],
+        "n_heads": model.cfg.n_layers * model.cfg.n_heads,
         "engine_peak_mb": round(engine_mb, 1),
         "full_peak_mb": round(full_mb, 1),
+        "memory_step": "LTV step of 16 prompts; the engine draws them from a 64-prompt pool's prefix",
+        "load_avg": load,
+        "grid": cells,
     }
 
 
 def format_table(r: dict) -> str:
-    rows = [
-        ("LTV step (fwd+bwd, batch %d)" % r["batch"], f"{r['ltv_step_full_s']:.3f} s", f"{r['ltv_step_engine_s']:.4f} s", f"{r['ltv_step_speedup']}x"),
-        (f"CIE, all {r['n_heads']} heads x {r['batch']} prompts", f"{r['cie_full_s']:.1f} s*", f"{r['cie_engine_s']:.2f} s", f"{r['cie_speedup']}x"),
-        ("peak memory of an LTV step", f"{r['full_peak_mb']:.0f} MB", f"{r['engine_peak_mb']:.0f} MB", ""),
+    out = [
+        f"model {r['model']} ({'shared-prefix' if r['shared_prefix'] else 'TransformerLens-cache'} engine), "
+        f"{r['threads']} torch thread(s), load average {r['load_avg'][0]} -> {r['load_avg'][-1]}",
+        f"{'shots':>5}{'batch':>6}{'tokens':>7}  {'LTV step full / engine':>24}{'speed-up':>9}{'ideal':>7}"
+        f"{'':>3}{'CIE full* / engine':>22}{'speed-up':>9}{'ideal':>7}",
     ]
-    out = [f"model {r['model']}, {r['prompt_tokens']}-token prompts, {r['threads']} torch thread(s); prefix build {r['prefix_build_s']:.2f} s (once per pool)",
-           f"{'':<40}{'full recompute':>16}{'engine':>12}{'speed-up':>10}"]
-    out += [f"{a:<40}{b:>16}{c:>12}{d:>10}" for a, b, c, d in rows]
-    out.append(f"* full CIE timed on {r['cie_full_measured_heads']} heads + the clean run, scaled to all heads")
+    for c in r["grid"]:
+        out.append(
+            f"{c['shots']:>5}{c['batch']:>6}{c['prompt_tokens']:>7}  "
+            f"{c['ltv_step_full_s']:>11.2f} s /{c['ltv_step_engine_s']:>8.3f} s{c['ltv_step_speedup']:>8}x"
+            f"{c['ltv_step_ideal_speedup']:>6}x   {c['cie_full_s']:>10.0f} s /{c['cie_engine_s']:>7.1f} s"
+            f"{c['cie_speedup']:>8}x{c['cie_ideal_speedup']:>6}x"
+        )
+    out.append(f"peak memory of an LTV step ({r['memory_step']}): full {r['full_peak_mb']:.0f} MB, "
+               f"engine {r['engine_peak_mb']:.0f} MB")  # fmt: skip
+    out.append("* full paths timed on part of the work (heads, prompts) and scaled linearly; see --json")
     return "\n".join(out)
 
 

@@ -17,10 +17,19 @@ rotary / absolute positions are computed from it.
 
 `final_logits` is the reference path (the full prompt recomputed every time); the tests prove the two
 agree to float32 precision, with and without each kind of intervention, and for LTV gradients.
+
+Shared prefixes. On every model `interp.shared_attention` supports (nearly all decoder families), the
+prefix is stored once per *prompt*, not per row: ``expand`` / ``repeat`` only record how many variants
+each prompt has, and the final token's attention scores all variants against the one stored copy with
+a broadcasting matmul (the same hook points fire with the same values; see that module). Other models,
+or ``INTERP_SHARED_PREFIX=0`` in the environment when the prefix is built, keep TransformerLens's own
+cache path, where each row holds (a view of) its prefix.
 """
 
 from __future__ import annotations
 
+import os
+from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -31,7 +40,19 @@ from transformer_lens import HookedTransformer
 from transformer_lens.cache.key_value_cache import TransformerLensKeyValueCache
 from transformer_lens.cache.key_value_cache_entry import TransformerLensKeyValueCacheEntry
 
+from interp import shared_attention
 from interp.interventions import Hook
+from interp.shared_attention import SharedKV
+
+#: environment switch: ``0`` keeps TransformerLens's per-row cache path for prefixes built afterwards
+SHARED_PREFIX_ENV = "INTERP_SHARED_PREFIX"
+
+
+def shared_prefix_enabled(model: HookedTransformer) -> bool:
+    """Will a prefix built now for ``model`` use shared-prefix attention?"""
+    if os.environ.get(SHARED_PREFIX_ENV, "1").strip().lower() in ("0", "false", "no", "off"):
+        return False
+    return shared_attention.unsupported_reason(model) is None
 
 
 class UnsupportedModelError(ValueError):
@@ -89,8 +110,9 @@ class FrozenPrefix:
     """Keys/values of every position but the last, frozen; the final inputs kept to run variants."""
 
     model: HookedTransformer
-    cache: TransformerLensKeyValueCache
+    cache: TransformerLensKeyValueCache | None  # TransformerLens path: one (view of a) prefix per row
     final_inputs: Tensor  # [batch, 1] token ids, or [batch, 1, d_in] for continuous-input models
+    shared: SharedKV | None = None  # shared path: one prefix per prompt, rows = prompts x variants
 
     @classmethod
     @torch.no_grad()
@@ -116,9 +138,22 @@ class FrozenPrefix:
                 "the final position is padding in some rows: pad on the left so every prompt ends at position -1"
             )
         cache = TransformerLensKeyValueCache.init_cache(model.cfg, model.cfg.device, batch)
-        with model.hooks(fwd_hooks=list(hooks)):
+        shared = shared_prefix_enabled(model)
+        rotated: dict[int, Tensor] = {}
+        capture = []
+        if shared and model.cfg.positional_embedding_type == "rotary":
+            # the keys as attention scores them (after any user hook), so the rotation is done once
+            def keep(k, hook):
+                rotated[hook.layer()] = k.detach()
+
+            capture = [(f"blocks.{l}.attn.hook_rot_k", keep) for l in range(model.cfg.n_layers)]
+        with model.hooks(fwd_hooks=[*hooks, *capture]):
             model(inputs[:, :-1], attention_mask=attention_mask[:, :-1], past_kv_cache=cache, return_type=None)
         cache.freeze()
+        if shared:
+            keys = [rotated[l] for l in range(model.cfg.n_layers)] if capture else None
+            kv = SharedKV.from_tl_cache(cache, keys)
+            return cls(model=model, cache=None, final_inputs=inputs[:, -1:], shared=kv)
         return cls(model=model, cache=cache, final_inputs=inputs[:, -1:])
 
     def __len__(self) -> int:
@@ -126,13 +161,29 @@ class FrozenPrefix:
 
     @property
     def prefix_length(self) -> int:
+        if self.shared is not None:
+            return self.shared.prefix_length
         return self.cache.previous_attention_mask.shape[1]
+
+    @property
+    def prefix_mask(self) -> Int[Tensor, "batch prefix"]:
+        """The prefix's padding mask, one row per batch row (1 = token, 0 = left padding)."""
+        if self.shared is not None:
+            return self.shared.row_mask()
+        return self.cache.previous_attention_mask
+
+    def _run_cache(self):
+        """The cache object handed to TransformerLens, and the context its attention needs."""
+        if self.shared is not None:
+            return self.shared.run_cache(self.model.cfg), shared_attention.installed(self.model)
+        return self.cache, nullcontext()
 
     def run(self, hooks: Sequence[Hook] = ()) -> Float[Tensor, "batch d_vocab"]:
         """Model output at the final position with ``hooks`` active (gradients flow if enabled)."""
         ones = torch.ones((len(self), 1), dtype=torch.long, device=self.final_inputs.device)
-        with self.model.hooks(fwd_hooks=list(hooks)):
-            return _final_position_output(self.model, self.final_inputs, attention_mask=ones, past_kv_cache=self.cache)
+        cache, attention = self._run_cache()
+        with attention, self.model.hooks(fwd_hooks=list(hooks)):
+            return _final_position_output(self.model, self.final_inputs, attention_mask=ones, past_kv_cache=cache)
 
     def run_from(
         self, layer: int, resid_pre: Float[Tensor, "batch d_model"], hooks: Sequence[Hook] = ()
@@ -141,7 +192,8 @@ class FrozenPrefix:
         ``resid_pre``: runs only blocks ``layer..L-1`` (an intervention at layer l leaves the final
         token's earlier layers unchanged, so their result can be computed once and reused)."""
         ones = torch.ones((len(self), 1), dtype=torch.long, device=resid_pre.device)
-        mask = torch.cat([self.cache.previous_attention_mask.to(ones.device), ones], dim=1)
+        cache, attention = self._run_cache()
+        mask = torch.cat([self.prefix_mask.to(ones.device), ones], dim=1)
         extra = {}
         if self.model.cfg.positional_embedding_type == "shortformer":
             # Shortformer positions enter every layer's queries and keys, not the residual stream: a run that
@@ -149,9 +201,9 @@ class FrozenPrefix:
             extra["shortformer_pos_embed"] = self.model.hook_pos_embed(
                 self.model.pos_embed(ones, self.prefix_length, mask)
             )
-        with self.model.hooks(fwd_hooks=list(hooks)):
+        with attention, self.model.hooks(fwd_hooks=list(hooks)):
             return _final_position_output(
-                self.model, resid_pre[:, None, :], start_at_layer=layer, attention_mask=mask, past_kv_cache=self.cache,
+                self.model, resid_pre[:, None, :], start_at_layer=layer, attention_mask=mask, past_kv_cache=cache,
                 **extra,
             )
 
@@ -170,19 +222,29 @@ class FrozenPrefix:
         return torch.stack([store[l] for l in range(n_layers)], dim=1), out
 
     def expand(self, n: int) -> "FrozenPrefix":
-        """A one-prompt prefix seen as ``n`` identical rows, without copying the cache (stride-0 views)."""
+        """A one-prompt prefix seen as ``n`` identical rows, without copying the prefix."""
         if len(self) != 1:
             raise ValueError("expand() needs a one-prompt prefix; use repeat() for several prompts")
+        if self.shared is not None:
+            return self._with(self.shared.with_variants(n), self.final_inputs.expand(n, *self.final_inputs.shape[1:]))
         return self._derive(lambda t: t.expand(n, *t.shape[1:]))
 
     def select(self, idx: Sequence[int] | Tensor) -> "FrozenPrefix":
         """A sub-batch (rows ``idx``), sharing nothing mutable with this one."""
         idx_t = torch.as_tensor(idx, dtype=torch.long, device=self.final_inputs.device)
+        if self.shared is not None:
+            return self._with(self.shared.select(idx_t), self.final_inputs[idx_t])
         return self._derive(lambda t: t[idx_t])
 
     def repeat(self, n: int) -> "FrozenPrefix":
-        """Each row repeated ``n`` times consecutively: row ``i * n + j`` is variant ``j`` of prompt ``i``."""
+        """Each row repeated ``n`` times consecutively: row ``i * n + j`` is variant ``j`` of prompt ``i``
+        (on the shared path without copying the prefix)."""
+        if self.shared is not None:
+            return self._with(self.shared.with_variants(n), self.final_inputs.repeat_interleave(n, dim=0))
         return self._derive(lambda t: t.repeat_interleave(n, dim=0))
+
+    def _with(self, shared: SharedKV, final_inputs: Tensor) -> "FrozenPrefix":
+        return FrozenPrefix(model=self.model, cache=None, final_inputs=final_inputs, shared=shared)
 
     def _derive(self, fn) -> "FrozenPrefix":
         cache = TransformerLensKeyValueCache(
@@ -200,6 +262,16 @@ class FrozenPrefix:
         """Stack prefixes of possibly different lengths into one batch (left-padding the shorter ones)."""
         if len(prefixes) == 1:
             return prefixes[0]
+        kinds = {p.shared is not None for p in prefixes}
+        if len(kinds) > 1:
+            raise ValueError(
+                "cannot concatenate shared-prefix and TransformerLens-cache prefixes (built with different "
+                f"{SHARED_PREFIX_ENV} settings); rebuild them under one setting"
+            )
+        final_inputs = torch.cat([p.final_inputs for p in prefixes])
+        if kinds == {True}:
+            shared = SharedKV.concat([p.shared for p in prefixes])
+            return cls(prefixes[0].model, None, final_inputs, shared=shared)
         longest = max(p.prefix_length for p in prefixes)
 
         def pad(t: Tensor, length: int) -> Tensor:
@@ -216,9 +288,12 @@ class FrozenPrefix:
             entries.append(TransformerLensKeyValueCacheEntry(keys, values, frozen=True))
         mask = torch.cat([pad(p.cache.previous_attention_mask, p.prefix_length) for p in prefixes])
         cache = TransformerLensKeyValueCache(entries=entries, previous_attention_mask=mask, frozen=True)
-        return cls(prefixes[0].model, cache, torch.cat([p.final_inputs for p in prefixes]))
+        return cls(prefixes[0].model, cache, final_inputs)
 
     def nbytes(self) -> int:
+        """Bytes held by the prefix keys and values (views count once per storage on the shared path)."""
+        if self.shared is not None:
+            return self.shared.nbytes()
         return sum(e.past_keys.nelement() * e.past_keys.element_size() * 2 for e in self.cache.entries)
 
 

@@ -68,6 +68,9 @@ class FunctionVector(TaskVector):
         return [tuple(h) for h in self.meta["top_heads"]]
 
 
+_MAX_CIE_ROWS = 512  # rows per forward when prompts share a batch (bounds the [rows, d_vocab] logits)
+
+
 @torch.no_grad()
 def causal_indirect_effects(
     problem: Problem,
@@ -91,22 +94,26 @@ def causal_indirect_effects(
     targets = targets_of(batch)
     device = mean_z.device
     effects = torch.zeros(n_layers, n_heads, device=device)  # float32 sums whatever the model dtype
-    # Per prompt: its prefix viewed as one row per variant (no copy), and the clean final-token residual
-    # at every layer computed once. Heads of layers [s, s + group) are patched in one batch that runs
-    # only blocks s..L-1: a patch at layer l cannot change anything below l.
+    # The clean final-token residual at every layer is computed once. Heads of layers [s, s + group) are
+    # patched in one batch that runs only blocks s..L-1: a patch at layer l cannot change anything below
+    # l. On the shared-prefix path several prompts go in one batch (their variants all read each prompt's
+    # one stored prefix); on TransformerLens's cache path a batch holds one prompt's variants (a view).
     group = max(1, rows_per_call // n_heads)
+    per_call = max(1, _MAX_CIE_ROWS // (group * n_heads)) if prefix.shared is not None else 1
     resid_pre_all, clean_out = prefix.final_resid_pre()  # [P, L, d], [P, d_vocab]: one batched run
     base_all = problem.cie_quantity(clean_out, targets)
-    for p in tqdm(range(len(prefix)), desc="CIE", disable=not progress, leave=False):
-        single = prefix.select(torch.tensor([p], device=device))
-        resid_pre, base = resid_pre_all[p : p + 1], base_all[p]
+    for first in tqdm(range(0, len(prefix), per_call), desc="CIE", disable=not progress, leave=False):
+        idx = torch.arange(first, min(first + per_call, len(prefix)), device=device)
+        chunk = prefix.select(idx)
         for start in range(0, n_layers, group):
             layers = torch.arange(start, min(start + group, n_layers), device=device).repeat_interleave(n_heads)
             heads = torch.arange(n_heads, device=device).repeat(len(layers) // n_heads)
-            rows = single.expand(len(layers))
-            out = rows.run_from(start, resid_pre[:, start].expand(len(layers), -1), patch_heads(model, layers, heads, mean_z))
-            q = problem.cie_quantity(out, targets[p : p + 1].expand(len(layers)))
-            effects[layers, heads] += (q - base).float()
+            v = len(layers)  # variants per prompt; row i * v + j is variant j of prompt idx[i]
+            rows = chunk.expand(v) if len(idx) == 1 else chunk.repeat(v)
+            resid = resid_pre_all[idx, start].repeat_interleave(v, dim=0)
+            hooks = patch_heads(model, layers.repeat(len(idx)), heads.repeat(len(idx)), mean_z)
+            q = problem.cie_quantity(rows.run_from(start, resid, hooks), targets[idx].repeat_interleave(v))
+            effects[layers, heads] += (q.view(len(idx), v) - base_all[idx, None]).float().sum(0)
     return (effects / len(prefix)).view(n_layers, n_heads)
 
 
