@@ -232,7 +232,7 @@ def science_markdown(report: dict, tables: dict) -> str:
         lines.append("")
     if tables["stability"]:
         lines += ["## θ stability (Spearman ρ between fits [Fisher-z 95% CI over heads])", "",
-                  "| task | pair | ρ(θ) | ρ(\|θ\|·‖ā‖) | ρ null (permuted θ) | top-10 overlap (chance) | sign agreement |",
+                  r"| task | pair | ρ(θ) | ρ(\|θ\|·‖ā‖) | ρ null (permuted θ) | top-10 overlap (chance) | sign agreement |",
                   "|---|---|---|---|---|---|---|"]  # fmt: skip
         for t, st in tables["stability"].items():
             for p in st["pairs"]:

@@ -144,7 +144,7 @@ class LearnedTaskVector(TaskVector):
     def active_mask(self) -> Tensor:
         """1 for the heads θ was allowed to use (its config's ``layers`` / ``heads``), else 0."""
         cfg = LTVConfig.from_dict({k: v for k, v in self.meta.get("config", {}).items() if k in LTVConfig.__dataclass_fields__})
-        return active_heads(cfg, *self.theta.shape).to(self.theta.device)
+        return active_heads(cfg, *self.theta.shape, device=self.theta.device)
 
 
 def head_basis(model, problem: Problem, n_mean: int, basis: str = "heads") -> Float[Tensor, "layer head d_model"]:
@@ -246,7 +246,7 @@ def fit_ltv(
         if tuple(basis.shape) != expected:
             raise VectorError(f"basis must be [task, layer, head, d_model] = {list(expected)}, got {list(basis.shape)}")
     n_layers, n_heads = basis.shape[1:3]
-    active = active_heads(cfg, n_layers, n_heads).to(basis.device)
+    active = active_heads(cfg, n_layers, n_heads, basis.device)
 
     def make_hooks(theta: Tensor, task_index: Tensor):
         return _row_hooks(model, theta, basis, task_index)
@@ -261,15 +261,15 @@ def fit_ltv(
     )  # fmt: skip
 
 
-def active_heads(cfg: LTVConfig, n_layers: int, n_heads: int) -> Tensor:
-    """1 for every head θ may use (``cfg.layers`` and ``cfg.heads`` restrict it), else 0."""
-    active = torch.zeros(n_layers, n_heads)
+def active_heads(cfg: LTVConfig, n_layers: int, n_heads: int, device: torch.device | str = "cpu") -> Tensor:
+    """1 for every head θ may use (``cfg.layers`` and ``cfg.heads`` restrict it), else 0 (on ``device``)."""
+    active = torch.zeros(n_layers, n_heads, device=device)
     for layer in cfg.layers if cfg.layers is not None else range(n_layers):
         if not 0 <= layer < n_layers:
             raise VectorError(f"layer {layer} out of range for a {n_layers}-layer model")
         active[layer] = 1
     if cfg.heads is not None:
-        keep = torch.zeros(n_layers, n_heads)
+        keep = torch.zeros(n_layers, n_heads, device=device)
         for layer, head in cfg.heads:
             if not (0 <= layer < n_layers and 0 <= head < n_heads):
                 raise VectorError(f"head ({layer}, {head}) out of range for a {n_layers}x{n_heads}-head model")
