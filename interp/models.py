@@ -537,6 +537,9 @@ def load_gguf(path: Path, *, device: str | torch.device = "cpu", dtype: torch.dt
             f"({', '.join(GGUF_ARCHITECTURES)}). Convert it to a Hugging Face checkpoint directory instead."
         )
     tokenizer = AutoTokenizer.from_pretrained(path.parent, gguf_file=path.name)
+    if not getattr(hf_model.config, "architectures", None):
+        # a config read from GGUF metadata names no architecture; TransformerLens's conversion dispatches on it
+        hf_model.config.architectures = [type(hf_model).__name__]
     with _neutral_dir() as config_dir:
         hf_model.config.save_pretrained(config_dir)  # the config only: weights come from hf_model
         return _tl_from_hf_model(config_dir, hf_model, tokenizer, device=torch.device(device), dtype=dtype,
