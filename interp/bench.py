@@ -288,7 +288,7 @@ def run_benchmark(
     quick: bool = False,
     full_cie_heads: int = 4,
     shots: tuple[int, ...] = (10, 30),
-    batches: tuple[int, ...] = (16, 64),
+    batches: tuple[int, ...] | None = None,
     full_tokens: int = 1600,
     progress: bool = True,
 ) -> dict:
@@ -296,8 +296,8 @@ def run_benchmark(
     from interp.engine import shared_prefix_enabled
 
     load = [round(os.getloadavg()[0], 2)]
-    if quick:
-        batches = (HEADLINE[1],)
+    if batches is None:  # --quick: the headline batch only
+        batches = (HEADLINE[1],) if quick else (16, 64)
     repeats = 2 if quick else 4
     model = _load_model(model_name)
     cells = []
@@ -348,6 +348,11 @@ def format_table(r: dict) -> str:
 
 
 def cmd_bench(args) -> int:
-    result = run_benchmark(args.model, quick=args.quick)
+    kwargs = {}
+    if args.shots:
+        kwargs["shots"] = tuple(args.shots)
+    if args.batch:
+        kwargs["batches"] = tuple(args.batch)
+    result = run_benchmark(args.model, quick=args.quick, **kwargs)
     print(json.dumps(result) if args.json else format_table(result))
     return 0

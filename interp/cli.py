@@ -68,6 +68,17 @@ def _setup_torch() -> None:
     torch.set_num_threads(int(os.environ.get("INTERP_NUM_THREADS", DEFAULT_THREADS)))
 
 
+def _int_list(text: str) -> list[int]:
+    """``"10,30"`` -> ``[10, 30]`` (positive integers), for argparse."""
+    try:
+        values = [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        values = []
+    if not values or any(v <= 0 for v in values):
+        raise argparse.ArgumentTypeError(f"expected positive integers separated by commas, got {text!r}")
+    return values
+
+
 def _add_device_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default=None, help="cpu | cuda | cuda:1 ... (default: cuda when available, else cpu)")
     p.add_argument("--dtype", default=None, help="float32 | bfloat16 | float16 (default: bfloat16 on cuda, float32 on cpu)")
@@ -134,7 +145,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("bench", help="benchmark the frozen-prefix engine against full recompute")
     p.add_argument("--model", default="smollm2-135m")
     p.add_argument("--json", action="store_true")
-    p.add_argument("--quick", action="store_true", help="fewer repeats")
+    p.add_argument("--quick", action="store_true", help="batch 16 only (10- and 30-shot), fewer repeats")
+    p.add_argument("--shots", type=_int_list, default=None, help="prompt lengths in shots, e.g. 10 or 10,30 (default 10,30)")
+    p.add_argument("--batch", type=_int_list, default=None,
+                   help="prompts per batch, e.g. 4 for a large model on a small machine (default 16,64; --quick: 16)")
 
     p = sub.add_parser("check", help="verify the engine's identities on a model (or on every architecture family)")
     p.add_argument("--model", default="smollm2-135m", help="model to check (default: smollm2-135m)")
