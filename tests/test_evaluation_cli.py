@@ -200,10 +200,11 @@ def test_cli_eval_json(capsys):
 def test_cli_eval_compare_and_api_agree(tmp_path, capsys, problem):
     """`interp eval`, `interp eval --vector`, `interp compare` and the API score the same prompts."""
     out = tmp_path / "fv"
-    assert main(["fit", "--method", "fv", "--model", "tiny-gpt2", "--task", "antonym", "--shots", "2",
+    # builtin: the same task as the `problem` fixture whatever $INTERP_TASKS_DIR says (CI points it at the suite)
+    assert main(["fit", "--method", "fv", "--model", "tiny-gpt2", "--task", "builtin:antonym", "--shots", "2",
                  "--out", str(out), "--top-k", "2", "--json"]) == 0  # fmt: skip
     capsys.readouterr()
-    common = ["--model", "tiny-gpt2", "--task", "antonym", "--setting", "zero-shot", "--n", "8", "--json"]
+    common = ["--model", "tiny-gpt2", "--task", "builtin:antonym", "--setting", "zero-shot", "--n", "8", "--json"]
     assert main(["eval", *common, "--shots", "2"]) == 0
     bare = json.loads(capsys.readouterr().out)
     assert main(["eval", *common, "--vector", str(out)]) == 0
@@ -262,7 +263,7 @@ def test_cli_errors(capsys, argv, message):
 
 
 def test_cli_eval_says_what_n_it_used(capsys):
-    assert main(["eval", "--model", "tiny-gpt2", "--task", "antonym", "--shots", "2", "--n", "500", "--json"]) == 0
+    assert main(["eval", "--model", "tiny-gpt2", "--task", "builtin:antonym", "--shots", "2", "--n", "500", "--json"]) == 0
     captured = capsys.readouterr()
     rec = json.loads(captured.out)
     assert rec["n"] == 48 and "--n 500 asked for more queries than split 'test' of 'antonym' holds; used n=48" in captured.err
