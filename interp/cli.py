@@ -70,11 +70,8 @@ def _setup_torch() -> None:
 
 def _int_list(text: str) -> list[int]:
     """``"10,30"`` -> ``[10, 30]`` (positive integers), for argparse."""
-    try:
-        values = [int(v) for v in text.split(",") if v.strip()]
-    except ValueError:
-        values = []
-    if not values or any(v <= 0 for v in values):
+    values = [positive_int(v) for v in text.split(",") if v.strip()]
+    if not values:
         raise argparse.ArgumentTypeError(f"expected positive integers separated by commas, got {text!r}")
     return values
 

@@ -30,6 +30,24 @@ from interp.problems import Problem, run_prefix, targets_of
 FORMAT_VERSION = 1
 
 
+class ConfigDict:
+    """``to_dict`` / ``from_dict`` for dataclass configs stored in JSON metadata (lists come back as tuples)."""
+
+    def to_dict(self) -> dict:
+        from dataclasses import asdict
+
+        return asdict(self)  # type: ignore[call-overload]
+
+    @classmethod
+    def from_dict(cls, d: dict):
+        return cls(**{k: _tuples(v) for k, v in d.items()})
+
+
+def _tuples(value):
+    """JSON lists (possibly nested, e.g. ``heads=[[l, h], ...]``) as the tuples the configs hold."""
+    return tuple(_tuples(v) for v in value) if isinstance(value, list) else value
+
+
 class VectorError(ValueError):
     """A task vector cannot be fitted, loaded or applied as asked; the message says why and the fix."""
 

@@ -30,7 +30,7 @@ import json
 import math
 import time
 import warnings
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -44,11 +44,11 @@ from interp.activations import stacked_b_O
 from interp.engine import FrozenPrefix
 from interp.interventions import add_vectors
 from interp.problems import Problem, run_prefix, targets_of
-from interp.vectors.base import TaskVector, VectorError, describe_model
+from interp.vectors.base import ConfigDict, TaskVector, VectorError, describe_model
 
 
 @dataclass
-class LTVConfig:
+class LTVConfig(ConfigDict):
     """Settings of an LTV fit (defaults chosen for SmolLM2 on 2 CPU cores)."""
 
     corruptions: tuple[str, ...] | None = None  # None: the problem's defaults (shuffled + zero-shot for text)
@@ -68,19 +68,6 @@ class LTVConfig:
     patience: int = 5  # evaluations without valid-loss improvement before stopping
     checkpoint_every: int = 50
     seed: int = 0
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "LTVConfig":
-        d = dict(d)
-        for key in ("corruptions", "layers"):
-            if d.get(key) is not None:
-                d[key] = tuple(d[key])
-        if d.get("heads") is not None:
-            d["heads"] = tuple((int(l), int(h)) for l, h in d["heads"])
-        return cls(**d)
 
 
 @dataclass

@@ -26,12 +26,12 @@ from torch import Tensor
 
 from interp.interventions import add_vectors
 from interp.problems import Problem
-from interp.vectors.base import TaskVector, VectorError, describe_model
+from interp.vectors.base import ConfigDict, TaskVector, VectorError, describe_model
 from interp.vectors.ltv import train_final_token
 
 
 @dataclass
-class SteeringConfig:
+class SteeringConfig(ConfigDict):
     """Settings of a free-steering-vector fit; every field but ``lr`` means what it means in `LTVConfig`."""
 
     corruptions: tuple[str, ...] | None = None
@@ -46,17 +46,6 @@ class SteeringConfig:
     patience: int = 5
     checkpoint_every: int = 50
     seed: int = 0
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "SteeringConfig":
-        d = dict(d)
-        for key in ("corruptions", "layers"):
-            if d.get(key) is not None:
-                d[key] = tuple(d[key])
-        return cls(**d)
 
     @classmethod
     def like(cls, ltv_config, **overrides) -> "SteeringConfig":
