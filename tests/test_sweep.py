@@ -16,6 +16,7 @@ SMALL = {  # method options small enough for a tiny model in seconds
     "ltv": {"n_mean": 6, "n_train": 6, "n_valid": 6, "steps": 4, "eval_every": 2, "batch_size": 4},
     "fv": {"n_mean": 6, "n_cie": 3, "n_valid": 6, "top_k": 3},
     "tv": {"n_source": 6, "n_valid": 6},
+    "ltv_multi": {"n_mean": 6, "n_train": 4, "n_valid": 4, "steps": 4, "eval_every": 2, "batch_size": 4},
 }
 
 
@@ -123,6 +124,25 @@ def test_keys_follow_content_not_execution(tmp_path, tasks_dir):
     assert run_sweep(small_config(tmp_path / "s", tasks_dir, methods=("none", "icl"), seeds=(0, 1)), progress=False)["computed"] == 6
 
 
+def test_multi_task_options_key_only_the_multi_task_cells(tmp_path, tasks_dir):
+    from interp.sweep.keys import plan, resolve_tasks
+
+    def keys(**kw):
+        cfg = small_config(tmp_path / "s", tasks_dir, methods=("none", "ltv", "random", "ltv-multi"), **kw)
+        return {(c.task, c.method, c.setting): c.key for g in plan(cfg, "fp", resolve_tasks(cfg)) for c in g.cells}
+
+    base = keys()
+    multi = keys(ltv_multi={**SMALL["ltv_multi"], "n_train": 2})
+    single = keys(ltv={**SMALL["ltv"], "steps": 5})
+    changed = lambda other: {k[1] for k in base if base[k] != other[k]}  # noqa: E731
+    assert changed(multi) == {"ltv-multi"} and changed(single) == {"ltv", "random"}
+    # and the multi-task fit trains with those options (per-task pools of 2 prompts per corruption)
+    cfg = small_config(tmp_path / "m", tasks_dir, methods=("ltv-multi",), ltv_multi={**SMALL["ltv_multi"], "n_train": 2})
+    assert run_sweep(cfg, progress=False)["failed"] == 0
+    (art,) = (Path(cfg.out) / "artifacts").iterdir()
+    assert json.loads((art / "meta.json").read_text())["config"]["n_train"] == 2
+
+
 def test_seeds_change_demos_not_test_queries(tiny_gpt2):
     from interp.sweep.cells import SweepProblem
     from interp.tasks import load_task
@@ -141,8 +161,10 @@ def test_config_toml_and_flags(tmp_path):
 
     toml = tmp_path / "sweep.toml"
     toml.write_text('tasks = ["antonym"]\nseeds = [0, 1]\nn = 7\n[ltv]\nsteps = 11\n')
-    args = build_parser().parse_args(["sweep", "--config", str(toml), "--n", "9", "--set", "fv.top_k=4"])
+    args = build_parser().parse_args(["sweep", "--config", str(toml), "--n", "9", "--set", "fv.top_k=4",
+                                      "--set", "ltv_multi.n_train=5"])  # fmt: skip
     cfg = config_from_args(args)
+    assert cfg.ltv_multi.n_train == 5 and cfg.ltv.n_train != 5
     assert cfg.tasks == ("antonym",) and cfg.seeds == (0, 1) and cfg.n == 9
     assert cfg.ltv.steps == 11 and cfg.ltv.n_train == SweepConfig().ltv.n_train and cfg.fv.top_k == 4
     with pytest.raises(SweepConfigError, match="unknown sweep option"):

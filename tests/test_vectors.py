@@ -261,6 +261,9 @@ def test_multitask_ltv(tiny_gpt2):
     problems = [TextProblem(tiny_gpt2, load_task(f"builtin:{t}"), shots=2) for t in ("antonym", "capitalize")]
     vec = fit_ltv(problems, SMALL_LTV, progress=False)
     assert vec.basis.shape[0] == 2 and vec.tasks == ["antonym", "capitalize"]
+    # the pool is one concatenated copy: no task keeps its own train/valid prefixes (memory over a whole suite)
+    cached = [k for p in problems for k in p.cache.keys() if k[0] == "prefix" and k[2] in ("train", "valid")]
+    assert cached == []
     with pytest.raises(VectorError, match="say which task"):
         vec.hooks(tiny_gpt2)
     assert vec.for_task("capitalize").evaluate(problems[1], "zero-shot", n=4).n == 4

@@ -67,7 +67,7 @@ class GroupSpec:
     tasks: list[tuple[str, str]]  # (name, JSON path)
     seed: int
     cells: list[CellSpec]
-    options: dict[str, Any]  # shots, template, n, split_seed, ltv / fv / tv configs (dicts)
+    options: dict[str, Any]  # shots, template, n, split_seed, ltv / fv / tv / ltv_multi configs (dicts)
     artifacts: str = ""  # folder of fitted vectors
     label: str = field(default="")
 
@@ -255,7 +255,7 @@ def _run_multi(model, group: GroupSpec, emit: Callable[[dict], None]) -> None:
         return
     fit_key = cells[0].fit_key
     try:
-        cfg = _configs(opts, group.seed, model)["ltv"]
+        cfg = replace(LTVConfig(**opts["ltv_multi"]), seed=group.seed)
         vectors = _Vectors(model, group.artifacts, {"ltv-multi": lambda: fit_ltv(list(problems.values()), cfg, progress=False)})
         multi = vectors.get("ltv-multi", fit_key)
         fit_s, reused = vectors.fit_s[fit_key]

@@ -40,7 +40,7 @@ def add_sweep_parser(sub) -> None:
     p.add_argument("--threads", type=int, default=None, help="torch threads per worker (default 1)")
     p.add_argument("--out", default=None, help="the results store folder (default results/sweeps/default)")
     p.add_argument("--set", dest="options", action="append", default=[], metavar="METHOD.FIELD=VALUE",
-                   help="a method option, e.g. ltv.steps=200, fv.top_k=5 (repeatable)")  # fmt: skip
+                   help="a method option, e.g. ltv.steps=200, fv.top_k=5, ltv_multi.n_train=8 (repeatable)")  # fmt: skip
     p.add_argument("--json", action="store_true", help="print one JSON summary object on stdout")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
@@ -63,8 +63,8 @@ def config_from_args(args) -> SweepConfig:
             raise SweepConfigError(f"--set {opt!r}: expected METHOD.FIELD=VALUE, e.g. ltv.steps=200")
         lhs, raw = opt.split("=", 1)
         method, name = lhs.split(".", 1)
-        if method not in ("ltv", "fv", "tv"):
-            raise SweepConfigError(f"--set {opt!r}: options exist for ltv, fv and tv only")
+        if method not in ("ltv", "fv", "tv", "ltv_multi"):
+            raise SweepConfigError(f"--set {opt!r}: options exist for ltv, fv, tv and ltv_multi only")
         sub = base.get(method) or {}
         sub = sub if isinstance(sub, dict) else {f.name: getattr(sub, f.name) for f in fields(sub)}
         try:

@@ -1,7 +1,8 @@
 """The sweep's configuration: one dataclass that the CLI flags and a ``--config sweep.toml`` both fill.
 
 A sweep is the grid ``model x task x method x setting x seed`` (plus each method's options). The TOML file
-holds the same field names as `SweepConfig` (method options as sub-tables ``[ltv]``, ``[fv]``, ``[tv]``):
+holds the same field names as `SweepConfig` (method options as sub-tables ``[ltv]``, ``[fv]``, ``[tv]``, ``[ltv_multi]``; the last holds the multi-task
+LTV's options, whose pools are per task):
 
     model = "smollm2-135m"
     tasks = ["present-past", "capitalize"]
@@ -63,6 +64,9 @@ class SweepConfig:
     ltv: LTVConfig = field(default_factory=lambda: _DEFAULTS["ltv"]())
     fv: FVConfig = field(default_factory=lambda: _DEFAULTS["fv"]())
     tv: TVConfig = field(default_factory=lambda: _DEFAULTS["tv"]())
+    # the multi-task LTV's pools are per task: the full-suite sweep's 41 tasks at the single-task sizes would
+    # hold ~17 GB of frozen prefixes (~4.3 MB per 10-shot prompt on SmolLM2), so it gets its own, smaller ones
+    ltv_multi: LTVConfig = field(default_factory=lambda: _DEFAULTS["ltv_multi"]())
     # execution (not part of any cell's key)
     workers: int = 1  # Ray actors, one model each; 0 = run in this process (no Ray)
     address: str | None = None  # a Ray cluster ("auto" or "ray://host:10001"); None starts a local instance
@@ -128,6 +132,7 @@ _DEFAULTS = {
     "ltv": lambda: LTVConfig(n_mean=32, n_train=48, n_valid=24),
     "fv": lambda: FVConfig(n_mean=32, n_cie=16, n_valid=24),
     "tv": lambda: TVConfig(n_source=24, n_valid=24),
+    "ltv_multi": lambda: LTVConfig(n_mean=16, n_train=12, n_valid=6),
 }
 
 

@@ -67,10 +67,11 @@ def plan(cfg: SweepConfig, fingerprint: str, tasks: list[tuple[str, str]]) -> li
     options = {
         "shots": cfg.shots, "template": cfg.template, "n": cfg.n, "split_seed": cfg.split_seed,
         "ltv": asdict(cfg.ltv), "fv": asdict(cfg.fv), "tv": asdict(cfg.tv),
+        "ltv_multi": asdict(cfg.ltv_multi),
     }  # fmt: skip
     prompt = {"model": fingerprint, "split_seed": cfg.split_seed, "shots": cfg.shots, "template": cfg.template}
     method_cfg = {"ltv": options["ltv"], "random": options["ltv"], "fv": options["fv"], "tv": options["tv"],
-                  "ltv-multi": options["ltv"], "none": None, "icl": None}  # fmt: skip
+                  "ltv-multi": options["ltv_multi"], "none": None, "icl": None}  # fmt: skip
     out_dir = str(Path(cfg.out).resolve() / "artifacts")
     groups: list[GroupSpec] = []
     for seed in cfg.seeds:
@@ -94,7 +95,7 @@ def plan(cfg: SweepConfig, fingerprint: str, tasks: list[tuple[str, str]]) -> li
         if "ltv-multi" in cfg.methods:
             all_tasks = sorted((n, hashes[n]) for n, _ in tasks)
             fit_key = f"ltv-multi-{len(tasks)}tasks-s{seed}-" + digest(
-                {**prompt, "tasks": all_tasks, "fit": "ltv-multi", "config": options["ltv"], "seed": seed,
+                {**prompt, "tasks": all_tasks, "fit": "ltv-multi", "config": options["ltv_multi"], "seed": seed,
                  "version": CELL_VERSION["ltv-multi"]}, 12)  # fmt: skip
             cells = [
                 CellSpec(digest({**prompt, "tasks": all_tasks, "task": name, "n": cfg.n, "method": "ltv-multi",

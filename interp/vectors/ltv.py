@@ -184,6 +184,10 @@ class _Pool:
                 prefixes.append(prefix)
                 targets.append(targets_of(batch))
                 task_index.append(torch.full((len(prefix),), i, dtype=torch.long, device=targets[-1].device))
+                if len(problems) > 1:
+                    # a multi-task pool is a concatenated copy that no other method shares: keeping each
+                    # task's cached prefix as well would double the memory (GBs over a whole task suite)
+                    problem.forget(setting, split, n)
         return cls(FrozenPrefix.concat(prefixes), torch.cat(targets), torch.cat(task_index))
 
     def __len__(self) -> int:
