@@ -27,6 +27,8 @@ __all__ = ["load_comparison", "comparison_frame", "plot_comparison_table", "comp
 
 ROW_ORDER = ("none", "ICL (clean)", "random-θ", "FV", "TV", "LTV", "LTV (multi-task)")
 _SETTINGS = ("zero-shot", "shuffled")
+_WIDE = 12  # more tasks than this: tasks as rows
+_WEAK_ICL = 0.2  # clean ICL below this: little in-context behaviour to restore (marked, not dropped)
 
 
 def load_comparison(sweep: str | Path = "results/sweeps/text") -> pd.DataFrame | None:
@@ -77,6 +79,8 @@ def plot_comparison_table(report_or_df, title: str | None = None):
     tasks = list(dict.fromkeys(df.task))
     methods = [m for m in ROW_ORDER if m in set(df.method)] + sorted(set(df.method) - set(ROW_ORDER))
     settings = [s for s in _SETTINGS if s in set(df.setting)] or list(dict.fromkeys(df.setting))
+    if len(tasks) > _WIDE:
+        return _plot_tasks_as_rows(df, tasks, methods, settings, title), df
     columns = tasks + ["mean"]
     tilted = len(tasks) > 6 or max(len(t) for t in tasks) > 16
     fig = make_subplots(rows=len(settings), cols=1, vertical_spacing=0.2 if tilted else 0.1,
@@ -118,6 +122,49 @@ def plot_comparison_table(report_or_df, title: str | None = None):
     style(fig, title or f"Text comparison: every method on every task (n ≤ {n} test queries per cell)",
           height=(400 if tilted else 330) * len(settings) + 150, width=max(900, 140 + 118 * len(columns)))  # fmt: skip
     return fig, df
+
+
+def _cell_text(c) -> str:
+    if c.get("n_seeds", 1) > 1:
+        return f"{c.accuracy:.2f} ±{c['std']:.2f}"
+    return f"{c.accuracy:.2f}"
+
+
+def _plot_tasks_as_rows(df: pd.DataFrame, tasks, methods, settings, title):
+    """Many tasks (a whole suite): rows are tasks sorted by clean-ICL accuracy (weak-ICL tasks marked †, not
+    dropped), columns are methods, one panel per setting side by side, the mean over tasks as the last row."""
+    icl = df[df.method == "ICL (clean)"].drop_duplicates("task").set_index("task").accuracy.to_dict()
+    tasks = sorted(tasks, key=lambda t: (-icl.get(t, -1.0), t))
+    labels = [f"{t} †" if icl.get(t, 1.0) < _WEAK_ICL else t for t in tasks] + ["<b>mean over tasks</b>"]
+    fig = make_subplots(rows=1, cols=len(settings), horizontal_spacing=0.03, shared_yaxes=True,
+                        subplot_titles=[f"{s} prompts" for s in settings])  # fmt: skip
+    for i, setting in enumerate(settings, start=1):
+        d = df[df.setting == setting]
+        z, text = [], []
+        for t in tasks:
+            zr, tr = [], []
+            for m in methods:
+                cell = d[(d.method == m) & (d.task == t)]
+                zr.append(None if cell.empty else float(cell.iloc[0].accuracy))
+                tr.append("–" if cell.empty else _cell_text(cell.iloc[0]))
+            z.append(zr)
+            text.append(tr)
+        means = [d[d.method == m].accuracy.mean() if (d.method == m).any() else None for m in methods]
+        z.append(means)
+        text.append(["–" if v is None else f"<b>{v:.2f}</b>" for v in means])
+        fig.add_trace(go.Heatmap(
+            z=z, x=methods, y=labels, text=text, texttemplate="%{text}", textfont=dict(size=10),
+            coloraxis="coloraxis", xgap=1, ygap=1, hovertemplate="%{x} on %{y}: %{z:.3f}<extra>" + setting + "</extra>",
+        ), row=1, col=i)  # fmt: skip
+        fig.update_yaxes(autorange="reversed", row=1, col=i)
+        fig.update_xaxes(tickangle=-30, side="top", row=1, col=i)
+    fig.update_layout(coloraxis=dict(colorscale="Blues", cmin=0, cmax=1, colorbar=dict(title="accuracy", len=0.4)))
+    n = int(df.n.max())
+    style(fig, title or f"Text comparison: every method on every task (n ≤ {n} test queries per cell)",
+          height=24 * (len(tasks) + 1) + 260, width=max(900, 260 + 2 * 95 * len(methods)))  # fmt: skip
+    fig.add_annotation(text=f"test accuracy ({_how(df)}); tasks sorted by clean ICL; † clean ICL < {_WEAK_ICL}",
+                       xref="paper", yref="paper", x=0, y=-0.02, showarrow=False, xanchor="left", yanchor="top")  # fmt: skip
+    return fig
 
 
 def _how(df: pd.DataFrame) -> str:

@@ -231,3 +231,50 @@ def test_sigkilled_sweep_resumes_only_missing_cells(tmp_path, tasks_dir):
     summary = json.loads(done.stdout)
     assert (summary["cells"], summary["reused"], summary["computed"]) == (10, len(kept), 10 - len(kept))
     assert all(cell_files(out)[n] == m for n, m in kept.items())
+
+
+def _tidy(rows):
+    """A tidy store table from (task, method, setting, seed, accuracy) tuples (one accuracy row per cell)."""
+    return pd.DataFrame([
+        {"key": f"{t}-{m}-{s}-{seed}", "task": t, "method": m, "setting": s, "seed": seed, "metric": "accuracy",
+         "value": v, "ci_low": max(0.0, v - 0.1), "ci_high": min(1.0, v + 0.1), "n": 100}
+        for t, m, s, seed, v in rows
+    ])  # fmt: skip
+
+
+def test_headline_means_and_seed_spread_by_hand():
+    from interp.sweep.report import headline_frame
+
+    rows = []
+    # task a: 3 seeds, strong ICL; task b: 1 seed, weak ICL (0.1)
+    for seed, (icl, ltv) in enumerate([(0.9, 0.6), (0.8, 0.8), (0.7, 1.0)]):
+        rows += [("a", "icl", "icl", seed, icl), ("a", "ltv", "zero-shot", seed, ltv)]
+    rows += [("b", "icl", "icl", 0, 0.1), ("b", "ltv", "zero-shot", 0, 0.4)]
+    head = headline_frame(_tidy(rows)).set_index(["setting", "method"])
+    ltv = head.loc[("zero-shot", "LTV")]
+    # over tasks: a's seed mean 0.8, b's 0.4 -> 0.6; strong-ICL tasks: only a (mean ICL 0.8 >= 0.5)
+    assert ltv.mean_all == pytest.approx(0.6) and ltv.tasks == 2
+    assert ltv.mean_strong_icl == pytest.approx(0.8) and ltv.tasks_strong_icl == 1
+    # seeded tasks (a only): per-seed means 0.6, 0.8, 1.0 -> 0.8 ± 0.2
+    assert (ltv.seeded_tasks, ltv.seeds) == (1, 3)
+    assert ltv.seed_mean == pytest.approx(0.8) and ltv.seed_std == pytest.approx(0.2)
+    assert head.loc[("zero-shot", "ICL (clean)")].mean_all == pytest.approx((0.8 + 0.1) / 2)
+
+
+def test_many_tasks_report_as_rows_and_mark_weak_icl():
+    from analyses.comparison_table import plot_comparison_table
+    from interp.sweep.report import summary_frame, to_markdown
+
+    rows = []
+    for i in range(14):
+        icl = 0.05 if i == 13 else 0.9 - 0.05 * i
+        rows += [(f"t{i:02d}", "icl", "icl", 0, icl), (f"t{i:02d}", "none", "zero-shot", 0, 0.01 * i)]
+    summary = summary_frame(_tidy(rows))
+    md = to_markdown(summary)
+    assert "| task | none | ICL (clean) |" in md
+    assert "| t13 † |" in md and "| t00 |" in md and "1 of 14 tasks" in md
+    body = [line for line in md.splitlines() if line.startswith("| t") and not line.startswith("| task")]
+    assert body[0].startswith("| t00 ") and body[-1].startswith("| t13 †")  # sorted by clean ICL, weak kept
+    assert "| **mean over tasks** | **0.065** |" in md  # mean of 0.00 .. 0.13
+    fig, _ = plot_comparison_table(summary)
+    assert list(fig.data[0].y)[-2:] == ["t13 †", "<b>mean over tasks</b>"]

@@ -61,12 +61,100 @@ def format_cell(row) -> str:
     return f"{row['accuracy']:.2f} [{row['ci_low']:.2f}, {row['ci_high']:.2f}]"
 
 
+#: clean ICL below this (mean over seeds) marks a task where there is little ICL to restore
+WEAK_ICL = 0.2
+#: clean ICL at or above this marks the tasks where ICL works (the headline's second mean)
+STRONG_ICL = 0.5
+#: above this many tasks the Markdown table is transposed (tasks as rows)
+WIDE = 12
+
+
+def icl_accuracy(summary: pd.DataFrame) -> dict[str, float]:
+    """Clean-ICL accuracy (mean over seeds) per task."""
+    icl = summary[summary.method == LABELS["icl"]].drop_duplicates("task")
+    return dict(zip(icl.task, icl.accuracy))
+
+
+def headline_frame(tidy: pd.DataFrame) -> pd.DataFrame:
+    """Per (setting, method): accuracy averaged over tasks — all tasks, and the tasks where clean ICL ≥ 0.5 —
+    and, over the tasks that have several seeds, the mean over seeds of the per-seed task means ± their sample
+    standard deviation (the spread a reader should compare differences against)."""
+    summary = summary_frame(tidy)
+    icl = icl_accuracy(summary)
+    strong = {t for t, a in icl.items() if a >= STRONG_ICL}
+    acc = tidy[tidy.metric == "accuracy"]
+    icl_cells = acc[acc.setting == "icl"]
+    settings = [s for s in SETTINGS if s in set(acc.setting)]
+    acc = pd.concat([acc[acc.setting != "icl"]] + [icl_cells.assign(setting=s) for s in settings], ignore_index=True)
+    seeds_per_task = acc[acc.method == "icl"].groupby("task").seed.nunique()
+    multi = set(seeds_per_task[seeds_per_task > 1].index)
+    rows = []
+    for (setting, method), g in summary.groupby(["setting", "method"], sort=False):
+        row = {"setting": setting, "method": method, "tasks": len(g), "mean_all": float(g.accuracy.mean()),
+               "tasks_strong_icl": int(g.task.isin(strong).sum()),
+               "mean_strong_icl": float(g[g.task.isin(strong)].accuracy.mean()) if g.task.isin(strong).any() else np.nan}  # fmt: skip
+        code = next((k for k, v in LABELS.items() if v == method), method)
+        m = acc[(acc.method == code) & (acc.setting == setting) & acc.task.isin(multi)]
+        per_seed = m.groupby("seed").value.mean() if len(m) else pd.Series(dtype=float)
+        row.update({"seeded_tasks": int(m.task.nunique()), "seeds": len(per_seed),
+                    "seed_mean": float(per_seed.mean()) if len(per_seed) else np.nan,
+                    "seed_std": float(per_seed.std(ddof=1)) if len(per_seed) > 1 else np.nan})  # fmt: skip
+        rows.append(row)
+    out = pd.DataFrame(rows)
+    order = {**{m: i for i, m in enumerate(ROW_ORDER)}, **{s: i for i, s in enumerate(SETTINGS)}}
+    return out.sort_values(["setting", "method"], key=lambda s: s.map(order).fillna(99),
+                           kind="stable").reset_index(drop=True)  # fmt: skip
+
+
+def headline_markdown(head: pd.DataFrame) -> str:
+    lines = ["| setting | method | mean over all tasks (n tasks) | mean over tasks with clean ICL ≥ 0.5 (n) | "
+             "tasks with 3 seeds: mean ± std over seeds (n tasks) |", "|---|---|---|---|---|"]  # fmt: skip
+    for r in head.itertuples(index=False):
+        seeded = (f"{r.seed_mean:.3f} ± {r.seed_std:.3f} ({r.seeded_tasks})" if r.seeds > 1 else "–")
+        strong = f"{r.mean_strong_icl:.3f} ({r.tasks_strong_icl})" if r.tasks_strong_icl else "–"
+        lines.append(f"| {r.setting} | {r.method} | {r.mean_all:.3f} ({r.tasks}) | {strong} | {seeded} |")
+    return "\n".join(lines) + "\n"
+
+
+def _tasks_as_rows(summary: pd.DataFrame, how: str) -> str:
+    """Rows = tasks (by clean-ICL accuracy), columns = methods; one block per setting. Tasks where clean ICL is
+    below `WEAK_ICL` are marked † (there is little ICL behaviour to restore there), not dropped."""
+    icl = icl_accuracy(summary)
+    tasks = sorted(set(summary.task), key=lambda t: (-icl.get(t, -1), t))
+    methods = [m for m in ROW_ORDER if m in set(summary.method)] + sorted(set(summary.method) - set(ROW_ORDER))
+    lines = [f"\n† clean ICL < {WEAK_ICL}: a task with little in-context behaviour to restore "
+             f"({sum(a < WEAK_ICL for a in icl.values())} of {len(tasks)} tasks).\n"]  # fmt: skip
+    for setting in [s for s in SETTINGS if s in set(summary.setting)]:
+        d = summary[summary.setting == setting]
+        lines.append(f"\n**{setting}** (test split, top-1 first-token accuracy; {how}; n = {int(d.n.max())} test "
+                     "queries per cell)\n")  # fmt: skip
+        lines.append("| task | " + " | ".join(methods) + " |")
+        lines.append("|---" * (len(methods) + 1) + "|")
+        for t in tasks:
+            vals = []
+            for m in methods:
+                c = d[(d.method == m) & (d.task == t)]
+                vals.append("–" if c.empty else format_cell(c.iloc[0]))
+            mark = " †" if icl.get(t, 1.0) < WEAK_ICL else ""
+            lines.append(f"| {t}{mark} | " + " | ".join(vals) + " |")
+        means = []
+        for m in methods:
+            dm = d[d.method == m]
+            full = dm.task.nunique() == len(tasks)
+            means.append(f"**{dm.accuracy.mean():.3f}**" + ("" if full else f" ({dm.task.nunique()} tasks)") if len(dm) else "–")
+        lines.append("| **mean over tasks** | " + " | ".join(means) + " |")
+    return "\n".join(lines) + "\n"
+
+
 def to_markdown(summary: pd.DataFrame) -> str:
-    """Rows = methods, columns = tasks (+ mean over tasks); one block per setting."""
+    """Rows = methods, columns = tasks (+ mean over tasks); one block per setting (tasks as rows when many)."""
     tasks = sorted(set(summary.task))
     methods = [m for m in ROW_ORDER if m in set(summary.method)] + sorted(set(summary.method) - set(ROW_ORDER))
     seeds = sorted(set(summary.n_seeds))
-    how = ("mean ± sample std over seeds" if max(seeds) > 1 else "one seed, 95% Wilson CI")
+    how = ("mean ± sample std over seeds where a task has several, else one seed's 95% Wilson CI"
+           if max(seeds) > 1 else "one seed, 95% Wilson CI")  # fmt: skip
+    if len(tasks) > WIDE:
+        return _tasks_as_rows(summary, how)
     lines = []
     for setting in [s for s in SETTINGS if s in set(summary.setting)]:
         d = summary[summary.setting == setting]
@@ -145,7 +233,9 @@ def grid_results(sweep: str | Path, all_cells: bool = False) -> pd.DataFrame:
         grid = json.loads(meta_path.read_text()).get("grid")
         if grid:
             tidy = tidy[tidy.key.isin(set(grid))].reset_index(drop=True)
-    return tidy
+    # cells of one (task, method, setting, seed) under different keys (e.g. an earlier method config): keep one,
+    # so that no seed is counted twice
+    return tidy.drop_duplicates(["task", "method", "setting", "seed", "metric"], keep="last").reset_index(drop=True)
 
 
 def write_report(sweep: str | Path, out: str | Path | None = None, quiet: bool = False, all_cells: bool = False) -> dict:
@@ -163,15 +253,19 @@ def write_report(sweep: str | Path, out: str | Path | None = None, quiet: bool =
     if failed:
         notes = "\nFailed cells in the last run (rerun the sweep to retry): " + "; ".join(
             f"{f['task']}/{f['method']}/{f['setting']}/seed {f['seed']}: {f['error']}" for f in failed[:20]) + "\n"  # fmt: skip
-    (out / "report.md").write_text(f"# Sweep {sweep.name}: text comparison ({model})\n\nSource: `{sweep}/results.parquet`"
-                                   f" ({tidy.key.nunique()} cells).\n{notes}{md}")  # fmt: skip
+    head = headline_frame(tidy)
+    md = ("**Means over tasks** (each method's mean accuracy; the spread over seeds is that of the per-seed means "
+          "over the tasks run with several seeds)\n\n" + headline_markdown(head) + md)  # fmt: skip
     cost = cost_frame(sweep)
     if len(cost):
         md += ("\n**Cost per method** (wall seconds on the worker, this machine and its load; a vector is fitted once "
                "and evaluated in both settings; the first evaluation in a setting also builds that setting's test "
                "prefixes)\n\n" + _markdown_table(cost) + "\n")  # fmt: skip
+    (out / "report.md").write_text(f"# Sweep {sweep.name}: text comparison ({model})\n\nSource: `{sweep}/results.parquet`"
+                                   f" ({tidy.key.nunique()} cells).\n{notes}\n{md}")  # fmt: skip
     summary.to_csv(out / "summary.csv", index=False)
-    files = [str(out / "report.md"), str(out / "summary.csv")]
+    head.to_csv(out / "headline.csv", index=False)
+    files = [str(out / "report.md"), str(out / "summary.csv"), str(out / "headline.csv")]
     try:
         from analyses.common import FigureWriter
         from analyses.comparison_table import plot_comparison_table
@@ -188,4 +282,5 @@ def write_report(sweep: str | Path, out: str | Path | None = None, quiet: bool =
         print(md)
         print("wrote " + ", ".join(files))
     table = json.loads(summary.to_json(orient="records"))  # NaN -> null: strict JSON
-    return {"files": files, "cells": int(tidy.key.nunique()), "table": table}
+    return {"files": files, "cells": int(tidy.key.nunique()), "table": table,
+            "headline": json.loads(head.to_json(orient="records"))}
