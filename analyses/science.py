@@ -242,6 +242,11 @@ FIGURES = (
      "disjoint halves of the train split; dots mark heads whose θ has the same sign in every fit. Subplot titles: "
      "Spearman correlation of θ between the halves' fits and between the seeds' fits (Fisher-z intervals in "
      "`results/science/stability.json`)."),
+    ("stability_sweep", "plot_theta_stability", "science_theta_stability_seeds",
+     "θ stability across seeds at the comparison's settings: per task, θ averaged over the LTV fits of the sweep "
+     "store (one per seed; a seed redraws the training queries, demonstrations and ā prompts from the same split); "
+     "dots mark heads whose θ has the same sign in every fit. Subplot titles: Spearman correlation of θ between "
+     "the first two seeds' fits (every pair, with Fisher-z intervals, in `results/science/stability_sweep.json`)."),
     ("headcount", "plot_headcount", "science_headcount",
      "Head-count curve: test accuracy vs number of heads k for the LTV pruned to its top-k heads by |θ|·‖ā‖ and "
      "refitted, the FV built from the top-k heads by causal indirect effect (layer re-chosen on valid), and an LTV "

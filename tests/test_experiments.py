@@ -190,3 +190,59 @@ def test_end_to_end_units_claims_and_figures(tiny_gpt2, tmp_path, monkeypatch):
     assert len(saved) == 5 and not missing
     assert draw_all(lambda *a: None, tmp_path / "absent") == ({}, ["stability", "headcount", "controls",
                                                                    "data_efficiency", "portability"])
+
+
+def _fake_sweep(root, thetas: dict, acc: float = 0.5):
+    """A sweep store holding one LTV artifact + its two cells per (task, seed), θ given, ā of known norms."""
+    from safetensors.torch import save_file
+
+    (root / "cells").mkdir(parents=True)
+    for (task, seed), theta in thetas.items():
+        name = f"ltv-{task}-s{seed}-x"
+        (root / "artifacts" / name).mkdir(parents=True)
+        L, H = theta.shape
+        basis = torch.ones(1, L, H, 4) * torch.arange(1, H + 1).view(1, 1, H, 1)  # ‖ā[l, h]‖ = 2 (h + 1)
+        save_file({"theta": theta.float(), "basis": basis.float()}, str(root / "artifacts" / name / "vector.safetensors"))
+        for setting in ("zero-shot", "shuffled"):
+            metrics = {"accuracy": {"value": acc, "ci_low": acc - 0.1, "ci_high": acc + 0.1, "n": 50}}
+            cell = {"status": "ok", "method": "ltv", "task": task, "seed": seed, "setting": setting, "artifact": name,
+                    "metrics": metrics}  # fmt: skip
+            (root / "cells" / f"{task}{seed}{setting}.json").write_text(json.dumps(cell))
+
+
+def test_stability_from_sweep_artifacts_by_hand(tmp_path):
+    from interp.experiments.claims import seed_stability_claim
+    from interp.experiments.sweep_stability import stability_table
+
+    g = torch.Generator().manual_seed(0)
+    base = {t: torch.randn(6, 5, generator=g) for t in ("a", "b", "c", "d")}
+    # a monotone rescaling keeps every rank (ρ = 1); a sign flip reverses them (ρ = -1, no sign agreement)
+    same = {**{(t, 0): th for t, th in base.items()}, **{(t, 1): 3 * th for t, th in base.items()}}
+    _fake_sweep(tmp_path / "same", same)
+    table = stability_table(tmp_path / "same")
+    assert sorted(table) == ["a", "b", "c", "d"]
+    (pair,) = table["a"]["pairs"]
+    assert pair["spearman_theta"] == pytest.approx(1.0) and pair["spearman_size"] == pytest.approx(1.0)
+    assert pair["top10_overlap"] == 10 and pair["sign_agreement"] == 1.0 and table["a"]["n_sign_consistent"] == 30
+    # head sizes use each fit's own ā: |θ| · 2 (h + 1)
+    expected = (base["a"].abs() * 2 * torch.arange(1, 6)).double()
+    assert np.allclose(table["a"]["theta_mean"], (2 * base["a"]).numpy(), atol=1e-6)
+    claim = seed_stability_claim(table)
+    assert claim["verdict"] == "supported"
+    assert claim["evidence"]["spearman_theta_seeds_mean_over_tasks"]["mean"] == pytest.approx(1.0)
+    assert claim["evidence"]["top10_overlap_chance"] == pytest.approx(100 / 30)
+    from interp.experiments.sweep_stability import sweep_fits
+
+    assert np.allclose(sweep_fits(tmp_path / "same")["a"]["seed 0"]["head_scores"], expected.numpy(), atol=1e-5)
+    assert sweep_fits(tmp_path / "same")["a"]["seed 1"]["eval"]["zero-shot"]["accuracy"] == 0.5
+
+    flipped = {**{(t, 0): th for t, th in base.items()}, **{(t, 1): -th for t, th in base.items()}}
+    _fake_sweep(tmp_path / "flip", flipped)
+    table = stability_table(tmp_path / "flip")
+    (pair,) = table["b"]["pairs"]
+    assert pair["spearman_theta"] == pytest.approx(-1.0) and pair["sign_agreement"] == 0.0
+    assert table["b"]["n_sign_consistent"] == 0
+    assert seed_stability_claim(table)["verdict"] == "not supported"
+    # a task with one seed only is not a stability test: skipped
+    _fake_sweep(tmp_path / "one", {("a", 0): base["a"]})
+    assert stability_table(tmp_path / "one") == {}

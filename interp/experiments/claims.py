@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from interp.evaluation import wilson_interval
-from interp.experiments import controls, data_efficiency, portability, sparse, stability
+from interp.experiments import controls, data_efficiency, portability, sparse, stability, sweep_stability
 from interp.experiments.fits import fit_unit, fv_topk_unit, plain_unit, tv_unit
 from interp.experiments.units import Context, MissingUnit, UnitStore, paired_difference, pooled
 
@@ -185,18 +185,24 @@ def comparison_claims(steer_vs_ltv: dict | None) -> list[dict]:
 
 
 def summarise(tasks, settings, root, tensor_root, out_dir="results/science", claims_path="results/claims.json",
-              model=None, portability_methods=None) -> dict:  # fmt: skip
+              model=None, portability_methods=None, sweep=sweep_stability.DEFAULT_SWEEP) -> dict:  # fmt: skip
+    """Tables, verdicts and README of the experiments from the stored units (and, for θ stability across
+    seeds, the LTV fits of the sweep store ``sweep``, when it exists); computes nothing."""
     ctx = Context(settings, model)
     store = UnitStore(root, tensor_root, read_only=True)
     tables = gather(ctx, store, list(tasks), portability_methods)
+    tables["stability_sweep"] = sweep_stability.stability_table(sweep) if sweep and Path(sweep).is_dir() else {}
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    for name in ("controls", "stability", "headcount", "data_efficiency", "portability"):
+    for name in ("controls", "stability", "stability_sweep", "headcount", "data_efficiency", "portability"):
         data = tables[name]
         if name == "portability":
             data = [{k: v for k, v in r.items() if k != "correct"} for r in data]
-        _write(out_dir / f"{name}.json", {"settings": settings.to_dict(), "rows": data})
+        meta = {"sweep": str(sweep)} if name == "stability_sweep" else {"settings": settings.to_dict()}
+        _write(out_dir / f"{name}.json", {**meta, "rows": data})
     claims = [c for c in build_claims(ctx, store, list(tasks), tables) if _measured(c)]
+    if tables["stability_sweep"]:
+        claims.append(seed_stability_claim(tables["stability_sweep"]))
     if REGRESSION_CLAIMS.exists():
         try:
             reg = json.loads(REGRESSION_CLAIMS.read_text())
@@ -207,6 +213,34 @@ def summarise(tasks, settings, root, tensor_root, out_dir="results/science", cla
     _write(Path(claims_path), report)
     (out_dir / "README.md").write_text(science_markdown(report, tables))
     return {**report, "tables": tables}
+
+
+def seed_stability_claim(table: dict) -> dict:
+    """θ reproducible across sweep seeds (nearly independent training prompts, same task): per task the mean
+    over its seed pairs, then a bootstrap over tasks."""
+
+    def per_task(key):
+        return {t: float(np.mean([p[key] for p in st["pairs"]])) for t, st in table.items()}
+
+    theta, size = per_task("spearman_theta"), per_task("spearman_size")
+    null, top, sign = per_task("spearman_size_null"), per_task("top10_overlap"), per_task("sign_agreement")
+    n_heads = next(iter(table.values()))["pairs"][0]["n_heads"]
+    b_theta = _boot_mean(theta.values())
+    verdict = "supported" if b_theta["n"] >= 3 and b_theta["ci_low"] > 0.5 else "not supported"
+    return _claim(
+        "The LTV encodes the task in attention heads: θ is a reproducible head weighting (LTV fits of the same task "
+        "with different seeds - other training queries, demonstrations and ā prompts - agree)", verdict,
+        {"spearman_theta_seeds_mean_over_tasks": b_theta,
+         "spearman_head_size_seeds_mean_over_tasks": _boot_mean(size.values()),
+         "spearman_head_size_null_permuted_theta": _boot_mean(null.values()),
+         "top10_overlap_seeds_mean_over_tasks": _boot_mean(top.values()), "top10_overlap_chance": 100 / n_heads,
+         "sign_agreement_seeds_mean_over_tasks": _boot_mean(sign.values()),
+         "sign_consistent_heads_per_task": {t: st["n_sign_consistent"] for t, st in table.items()},
+         "per_task_spearman_theta": theta, "seeds_per_task": {t: len(st["source"]["artifacts"]) for t, st in table.items()},
+         "source": "LTV artifacts of the sweep store (results/sweeps/text), fitted at the comparison's settings"},
+        "figures/science_theta_stability_seeds.html",
+        "supported if the mean over tasks (≥ 3) of the per-task mean Spearman correlation of θ between seed pairs "
+        "has a 95% bootstrap interval (over tasks) above 0.5")  # fmt: skip
 
 
 def science_markdown(report: dict, tables: dict) -> str:
@@ -230,11 +264,14 @@ def science_markdown(report: dict, tables: dict) -> str:
             lines.append(f"| {r['task']} | {r['variant']} | {r['setting']} | {r['accuracy']:.3f} "
                          f"[{r['ci_low']:.2f}, {r['ci_high']:.2f}] | {d} | {tr} |")  # fmt: skip
         lines.append("")
-    if tables["stability"]:
-        lines += ["## θ stability (Spearman ρ between fits [Fisher-z 95% CI over heads])", "",
+    for name, title in (("stability", "θ stability"), ("stability_sweep", "θ stability across the sweep's seeds "
+                                                          "(its LTV fits at the comparison's settings)")):  # fmt: skip
+        if not tables.get(name):
+            continue
+        lines += [f"## {title} (Spearman ρ between fits [Fisher-z 95% CI over heads])", "",
                   r"| task | pair | ρ(θ) | ρ(\|θ\|·‖ā‖) | ρ null (permuted θ) | top-10 overlap (chance) | sign agreement |",
                   "|---|---|---|---|---|---|---|"]  # fmt: skip
-        for t, st in tables["stability"].items():
+        for t, st in tables[name].items():
             for p in st["pairs"]:
                 lines.append(
                     f"| {t} | {p['pair']} | {p['spearman_theta']:.2f} [{p['spearman_theta_ci'][0]:.2f}, "
