@@ -16,6 +16,11 @@ a grid of prompt lengths (10-shot and 30-shot) and batch sizes (16 and 64 prompt
   attention over the keys each query sees, unembedding of the final position), where the engine does
   only what is necessary: a head patch at layer l runs blocks l..L-1 for one token. ``*_achieved``
   is the measured speed-up as a fraction of that ideal.
+- ``ltv_step_floor_s``: the least time an engine LTV step can take on *this* machine: a 16-row step reads every
+  weight matrix once forward and once backward, so it is bound by memory bandwidth, not FLOPs (``roofline``:
+  the measured streaming bandwidth and GEMM throughput); ``ltv_step_roofline_speedup`` is the full step over
+  that floor (the best speed-up this machine allows) and ``ltv_step_roofline_achieved`` the floor over the
+  engine's measured step.
 - peak memory of an LTV step on each path, each in a fresh subprocess (peak RSS above the RSS once the
   model, the inputs and the engine's prefix exist): a batch of 16 drawn from a 64-prompt training pool
   (as `fit_ltv` trains), against the full recompute of the same 16 prompts.
@@ -160,6 +165,39 @@ def ideal_speedups(cfg, tokens: int, batch: int) -> dict:
 
 
 # ------------------------------------------------------------------------------------------------
+# The machine's roofline: a 16-row step is bandwidth-bound, the full recompute compute-bound
+# ------------------------------------------------------------------------------------------------
+
+
+def machine_roofline(model, repeats: int = 3) -> dict:
+    """This machine's streaming bandwidth (GB/s: bytes read + written by a copy of a tensor far larger than
+    any cache) and matmul throughput (GFLOP/s on a projection-sized GEMM of a full batch), in the model's dtype,
+    on the bench's torch threads."""
+    import torch
+
+    dtype, device = model.cfg.dtype, model.cfg.device
+    big = torch.ones(64 * 2**20, dtype=torch.float32, device=device).to(dtype)  # 256 MB in float32
+    copy_s = _time(lambda: big.clone(), repeats)
+    d, f = model.cfg.d_model, model.cfg.d_mlp or 4 * model.cfg.d_model
+    x = torch.ones(1568, d, dtype=dtype, device=device)
+    w = torch.ones(d, f, dtype=dtype, device=device) / d
+    gemm_s = _time(lambda: x @ w, repeats)
+    return {"bandwidth_gbs": 2 * big.numel() * big.element_size() / copy_s / 1e9,
+            "gemm_gflops": 2 * x.shape[0] * d * f / gemm_s / 1e9}  # fmt: skip
+
+
+def ltv_step_floor_s(model, tokens: int, batch: int, roofline: dict) -> float:
+    """The least time an engine LTV step can take here: every weight matrix the final token passes through is
+    read once forward and once backward (input gradients), unless the step's FLOPs take longer."""
+    _, final_token, unembed = _flops(model.cfg)
+    weights = sum(p.numel() for name, p in model.named_parameters() if not name.startswith(("embed.", "pos_embed.")))
+    weights += model.cfg.d_model * model.cfg.d_vocab if model.unembed.W_U.data_ptr() == model.embed.W_E.data_ptr() else 0
+    read_s = 2 * weights * model.cfg.dtype.itemsize / (roofline["bandwidth_gbs"] * 1e9)
+    flop_s = batch * 2 * (final_token(tokens, model.cfg.n_layers) + unembed) / (roofline["gemm_gflops"] * 1e9)
+    return max(read_s, flop_s)
+
+
+# ------------------------------------------------------------------------------------------------
 # Memory (subprocesses)
 # ------------------------------------------------------------------------------------------------
 
@@ -236,7 +274,7 @@ def _full_costs(model, batch, repeats: int, full_cie_heads: int, full_tokens: in
     return {"prompts": n, "ltv_per_prompt": ltv / n, "cie_forward_per_prompt": per_forward / n, "heads": len(heads)}
 
 
-def _cell(model, problem, batch_size: int, repeats: int, full: dict) -> dict:
+def _cell(model, problem, batch_size: int, repeats: int, full: dict, roofline: dict | None = None) -> dict:
     import torch
 
     from interp.activations import head_activations
@@ -280,6 +318,11 @@ def _cell(model, problem, batch_size: int, repeats: int, full: dict) -> dict:
     for name in ("ltv_step", "cie"):
         out[f"{name}_ideal_speedup"] = round(ideal[f"{name}_ideal_speedup"], 1)
         out[f"{name}_achieved"] = round(out[f"{name}_speedup"] / ideal[f"{name}_ideal_speedup"], 3)
+    if roofline:  # the FLOP ideal ignores that 16 one-token rows stream every weight from memory
+        floor = ltv_step_floor_s(model, tokens, batch_size, roofline)
+        out["ltv_step_floor_s"] = round(floor, 4)
+        out["ltv_step_roofline_speedup"] = round(full_step / floor, 1)
+        out["ltv_step_roofline_achieved"] = round(floor / engine_step, 3)
     return out
 
 
@@ -300,6 +343,7 @@ def run_benchmark(
         batches = (HEADLINE[1],) if quick else (16, 64)
     repeats = 2 if quick else 4
     model = _load_model(model_name)
+    roofline = machine_roofline(model)
     cells = []
     for n_shots in shots:
         problem = _problem(model, n_shots)
@@ -307,7 +351,7 @@ def run_benchmark(
         whole = (n_shots, min(batches)) == HEADLINE
         full = _full_costs(model, first, repeats, full_cie_heads, full_tokens, whole_ltv=whole)
         for batch_size in batches:
-            cells.append(_cell(model, problem, batch_size, repeats, full))
+            cells.append(_cell(model, problem, batch_size, repeats, full, roofline))
             if progress:
                 print(f"bench: {json.dumps(cells[-1])}", file=sys.stderr, flush=True)
     head = next((c for c in cells if (c["shots"], c["batch"]) == HEADLINE), cells[0])
@@ -323,6 +367,7 @@ def run_benchmark(
         "full_peak_mb": round(full_mb, 1),
         "memory_step": "LTV step of 16 prompts; the engine draws them from a 64-prompt pool's prefix",
         "load_avg": load,
+        "roofline": {k: round(v, 2) for k, v in roofline.items()},
         "grid": cells,
     }
 
@@ -343,6 +388,12 @@ def format_table(r: dict) -> str:
         )
     out.append(f"peak memory of an LTV step ({r['memory_step']}): full {r['full_peak_mb']:.0f} MB, "
                f"engine {r['engine_peak_mb']:.0f} MB")  # fmt: skip
+    if r.get("roofline"):
+        rf = r["roofline"]
+        floors = ", ".join(f"{c['shots']}-shot/{c['batch']}: floor {c['ltv_step_floor_s']:.3f} s -> at most "
+                           f"{c['ltv_step_roofline_speedup']}x" for c in r["grid"] if "ltv_step_floor_s" in c)  # fmt: skip
+        out.append(f"roofline: {rf['bandwidth_gbs']:.1f} GB/s streaming, {rf['gemm_gflops']:.0f} GFLOP/s GEMM; "
+                   f"engine LTV step (every weight read forward + backward) {floors}")  # fmt: skip
     out.append("* full paths timed on part of the work (heads, prompts) and scaled linearly; see --json")
     return "\n".join(out)
 
