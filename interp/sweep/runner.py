@@ -254,7 +254,10 @@ def _start_ray(cfg: SweepConfig, device: str):
             # machine shared with other programs that kills the sweep for their memory. Locally, leave true
             # out-of-memory to the kernel (set RAY_memory_monitor_refresh_ms to keep Ray's monitor).
             system["memory_monitor_refresh_ms"] = 0
-        ray.init(num_cpus=max(cfg.workers * cfg.threads, 1), num_gpus=gpus, _system_config=system, **kwargs)
+        # address="local": always a new instance of our own size; with None, Ray would join a cluster that a
+        # `ray start` (or $RAY_ADDRESS) left running on this machine, and refuse our num_cpus there
+        ray.init(address="local", num_cpus=max(cfg.workers * cfg.threads, 1), num_gpus=gpus, _system_config=system,
+                 **kwargs)  # fmt: skip
     worker_cls = ray.remote(SweepWorker)
     # a worker killed (e.g. by Ray's memory monitor on a crowded machine) restarts and its group is retried;
     # the retry skips the cells the dead worker had already written
