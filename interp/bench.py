@@ -17,7 +17,8 @@ a grid of prompt lengths (10-shot and 30-shot) and batch sizes (16 and 64 prompt
   only what is necessary: a head patch at layer l runs blocks l..L-1 for one token. ``*_achieved``
   is the measured speed-up as a fraction of that ideal.
 - ``ltv_step_floor_s``: the least time an engine LTV step can take on *this* machine: a 16-row step reads every
-  weight matrix once forward and once backward, so it is bound by memory bandwidth, not FLOPs (``roofline``:
+  weight matrix (and the prompts' prefix keys / values) once forward and once backward, so it is bound by
+  memory bandwidth, not FLOPs (``roofline``:
   the measured streaming bandwidth and GEMM throughput); ``ltv_step_roofline_speedup`` is the full step over
   that floor (the best speed-up this machine allows) and ``ltv_step_roofline_achieved`` the floor over the
   engine's measured step.
@@ -187,12 +188,15 @@ def machine_roofline(model, repeats: int = 3) -> dict:
 
 
 def ltv_step_floor_s(model, tokens: int, batch: int, roofline: dict) -> float:
-    """The least time an engine LTV step can take here: every weight matrix the final token passes through is
-    read once forward and once backward (input gradients), unless the step's FLOPs take longer."""
-    _, final_token, unembed = _flops(model.cfg)
+    """The least time an engine LTV step can take here: every weight matrix the final token passes through, and
+    every prompt's stored prefix keys and values, are read once forward and once backward (input gradients),
+    unless the step's FLOPs take longer."""
+    cfg = model.cfg
+    _, final_token, unembed = _flops(cfg)
     weights = sum(p.numel() for name, p in model.named_parameters() if not name.startswith(("embed.", "pos_embed.")))
-    weights += model.cfg.d_model * model.cfg.d_vocab if model.unembed.W_U.data_ptr() == model.embed.W_E.data_ptr() else 0
-    read_s = 2 * weights * model.cfg.dtype.itemsize / (roofline["bandwidth_gbs"] * 1e9)
+    weights += cfg.d_model * cfg.d_vocab if model.unembed.W_U.data_ptr() == model.embed.W_E.data_ptr() else 0
+    prefix_kv = batch * (tokens - 1) * cfg.n_layers * 2 * (cfg.n_key_value_heads or cfg.n_heads) * cfg.d_head
+    read_s = 2 * (weights + prefix_kv) * cfg.dtype.itemsize / (roofline["bandwidth_gbs"] * 1e9)
     flop_s = batch * 2 * (final_token(tokens, model.cfg.n_layers) + unembed) / (roofline["gemm_gflops"] * 1e9)
     return max(read_s, flop_s)
 

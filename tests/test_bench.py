@@ -34,8 +34,10 @@ def test_ideal_speedups_grow_with_prompt_length():
 
 def test_ltv_step_floor_is_two_reads_of_the_weights(tiny_llama):
     slow_memory = {"bandwidth_gbs": 1.0, "gemm_gflops": 1e9}  # bandwidth-bound: every weight read twice
+    cfg = tiny_llama.cfg
     weights = sum(p.numel() for p in tiny_llama.parameters()) - tiny_llama.embed.W_E.numel()
-    expected = 2 * weights * 4 / 1e9  # float32
+    kv = 16 * 49 * cfg.n_layers * 2 * cfg.n_key_value_heads * cfg.d_head  # 16 prompts' prefixes of 49 tokens
+    expected = 2 * (weights + kv) * 4 / 1e9  # float32
     assert ltv_step_floor_s(tiny_llama, 50, 16, slow_memory) == pytest.approx(expected)
     slow_compute = {"bandwidth_gbs": 1e9, "gemm_gflops": 1e-3}  # compute-bound: then the FLOPs decide
     assert ltv_step_floor_s(tiny_llama, 50, 16, slow_compute) > expected
