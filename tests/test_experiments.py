@@ -169,7 +169,7 @@ def test_end_to_end_units_claims_and_figures(tiny_gpt2, tmp_path, monkeypatch):
                                 "evidence": {"x": {"ci_low": 0, "ci_high": 1}}, "figure": "f.html"}]))  # fmt: skip
     monkeypatch.setattr(claims_mod, "REGRESSION_CLAIMS", reg)
     report = claims_mod.summarise(tasks, TINY_SETTINGS, root, troot, tmp_path / "science", tmp_path / "claims.json",
-                                  model=tiny_gpt2)  # fmt: skip
+                                  model=tiny_gpt2, sweep=None)  # fmt: skip
     written = json.loads((tmp_path / "claims.json").read_text())
     assert len(written["claims"]) >= 8 and not written["missing"]
     assert written["claims"][-1]["claim"] == "FV fails on regression"
@@ -246,3 +246,42 @@ def test_stability_from_sweep_artifacts_by_hand(tmp_path):
     # a task with one seed only is not a stability test: skipped
     _fake_sweep(tmp_path / "one", {("a", 0): base["a"]})
     assert stability_table(tmp_path / "one") == {}
+
+
+def _cells_store(root, outcomes: dict):
+    """A sweep store of cell records with given per-query outcomes {(task, method, setting, seed): [bool]}."""
+    (root / "cells").mkdir(parents=True)
+    for i, ((task, method, setting, seed), correct) in enumerate(outcomes.items()):
+        rec = {"status": "ok", "task": task, "method": method, "setting": setting, "seed": seed, "correct": correct}
+        (root / "cells" / f"{i}.json").write_text(json.dumps(rec))
+
+
+def test_sweep_claims_pair_within_task_and_bootstrap_over_tasks(tmp_path):
+    from interp.experiments.sweep_claims import ltv_vs_fv_claims, paired_by_task, weak_icl_claim
+
+    q = 20
+    out = {}
+    for t, (ltv, fv, icl) in {"a": (1.0, 0.5, 0.9), "b": (0.9, 0.4, 0.8), "c": (0.8, 0.3, 0.1), "d": (0.6, 0.6, 0.05)}.items():
+        for seed in (0, 1):
+            out[(t, "ltv", "zero-shot", seed)] = [i < ltv * q for i in range(q)]
+            out[(t, "fv", "zero-shot", seed)] = [i < fv * q for i in range(q)]
+            out[(t, "icl", "icl", seed)] = [i < icl * q for i in range(q)]
+    _cells_store(tmp_path / "s", out)
+    from interp.experiments.sweep_claims import load_cells
+
+    per_task = paired_by_task(load_cells(tmp_path / "s"), ("ltv", "zero-shot"), ("fv", "zero-shot"))
+    assert per_task["a"]["diff"] == pytest.approx(0.5) and per_task["d"]["diff"] == pytest.approx(0.0)
+    assert per_task["a"]["seeds"] == [0, 1] and per_task["a"]["n"] == 2 * q
+    assert per_task["a"]["ci_low"] > 0 and per_task["d"]["ci_low"] <= 0 <= per_task["d"]["ci_high"]
+    (claim,) = ltv_vs_fv_claims(tmp_path / "s")  # only zero-shot cells exist
+    ev = claim["evidence"]["difference_LTV_minus_FV_mean_over_tasks"]
+    assert ev["mean"] == pytest.approx((0.5 + 0.5 + 0.5 + 0.0) / 4) and ev["n_tasks"] == 4
+    assert claim["verdict"] == "supported" and claim["evidence"]["tasks_LTV_above_FV"] == ["a", "b", "c"]
+    # a free steering vector as good as the LTV turns the supported gap into a confounded one
+    steer = {"zero-shot": {"diff": 0.01, "ci_low": -0.05, "ci_high": 0.07, "n": 40}}
+    assert ltv_vs_fv_claims(tmp_path / "s", steer)[0]["verdict"] == "confounded"
+    # weak ICL (< 0.5): tasks c (ICL 0.1, LTV 0.8) and d (ICL 0.05, LTV 0.6): the LTV exceeds ICL on both
+    weak = weak_icl_claim(tmp_path / "s")
+    assert weak["evidence"]["weak_tasks"] == ["c", "d"] and weak["verdict"] == "not supported"
+    assert weak["evidence"]["tasks_LTV_zero_shot_above_clean_ICL"] == ["c", "d"]
+    assert weak["evidence"]["per_task"]["c"]["diff"] == pytest.approx(0.7)

@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from interp.evaluation import wilson_interval
-from interp.experiments import controls, data_efficiency, portability, sparse, stability, sweep_stability
+from interp.experiments import controls, data_efficiency, portability, sparse, stability, sweep_claims, sweep_stability
 from interp.experiments.fits import fit_unit, fv_topk_unit, plain_unit, tv_unit
 from interp.experiments.units import Context, MissingUnit, UnitStore, paired_difference, pooled
 
@@ -200,7 +200,7 @@ def summarise(tasks, settings, root, tensor_root, out_dir="results/science", cla
             data = [{k: v for k, v in r.items() if k != "correct"} for r in data]
         meta = {"sweep": str(sweep)} if name == "stability_sweep" else {"settings": settings.to_dict()}
         _write(out_dir / f"{name}.json", {**meta, "rows": data})
-    claims = [c for c in build_claims(ctx, store, list(tasks), tables) if _measured(c)]
+    claims = [c for c in build_claims(ctx, store, list(tasks), tables, sweep) if _measured(c)]
     if tables["stability_sweep"]:
         claims.append(seed_stability_claim(tables["stability_sweep"]))
     if REGRESSION_CLAIMS.exists():
@@ -305,7 +305,7 @@ def _write(path: Path, obj) -> None:
     tmp.replace(path)
 
 
-def build_claims(ctx: Context, store: UnitStore, tasks: list[str], tables: dict) -> list[dict]:
+def build_claims(ctx: Context, store: UnitStore, tasks: list[str], tables: dict, sweep=None) -> list[dict]:
     claims = []
     ltv = {s: _fits_correct(ctx, store, tasks, dict(random_control=True), s) for s in ("zero-shot", "shuffled")}
 
@@ -317,7 +317,11 @@ def build_claims(ctx: Context, store: UnitStore, tasks: list[str], tables: dict)
         return res
 
     steer = versus(dict(method="steer"))
-    claims += comparison_claims(steer)
+    from_sweep = sweep_claims.ltv_vs_fv_claims(sweep, steer) if sweep and Path(sweep).is_dir() else []
+    claims += from_sweep or comparison_claims(steer)  # the sweep store when it has LTV and FV cells
+    weak = sweep_claims.weak_icl_claim(sweep) if sweep and Path(sweep).is_dir() else None
+    if weak is not None:
+        claims.append(weak)
 
     # --- θ stability ------------------------------------------------------------------------------------
     stab = tables["stability"]
