@@ -32,14 +32,14 @@ _WEAK_ICL = 0.2  # clean ICL below this: little in-context behaviour to restore 
 
 
 def load_comparison(sweep: str | Path = "results/sweeps/text") -> pd.DataFrame | None:
-    """The comparison summary (one row per task x method x setting, means over seeds) of the sweep store at
-    ``sweep`` (an ``interp sweep --out`` folder), or None when that store does not exist (yet)."""
+    """The comparison summary (one row per task x method x setting, means over seeds) of every finished cell of
+    the sweep store at ``sweep`` (an ``interp sweep --out`` folder), or None when that store does not exist (yet)."""
     from interp.sweep.report import grid_results, summary_frame
 
     sweep = Path(sweep)
     if not (sweep / "cells").is_dir():
         return None
-    tidy = grid_results(sweep)
+    tidy = grid_results(sweep, all_cells=True)  # the store grows over several runs (seeds, task subsets)
     return summary_frame(tidy) if len(tidy) else None
 
 
