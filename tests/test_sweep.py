@@ -250,6 +250,7 @@ def test_headline_means_and_seed_spread_by_hand():
     for seed, (icl, ltv) in enumerate([(0.9, 0.6), (0.8, 0.8), (0.7, 1.0)]):
         rows += [("a", "icl", "icl", seed, icl), ("a", "ltv", "zero-shot", seed, ltv)]
     rows += [("b", "icl", "icl", 0, 0.1), ("b", "ltv", "zero-shot", 0, 0.4)]
+    rows += [("c", "icl", "icl", 0, 0.0)]  # a task still in progress (no LTV yet): left out of every mean
     head = headline_frame(_tidy(rows)).set_index(["setting", "method"])
     ltv = head.loc[("zero-shot", "LTV")]
     # over tasks: a's seed mean 0.8, b's 0.4 -> 0.6; strong-ICL tasks: only a (mean ICL 0.8 >= 0.5)

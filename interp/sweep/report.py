@@ -76,10 +76,16 @@ def icl_accuracy(summary: pd.DataFrame) -> dict[str, float]:
 
 
 def headline_frame(tidy: pd.DataFrame) -> pd.DataFrame:
-    """Per (setting, method): accuracy averaged over tasks — all tasks, and the tasks where clean ICL ≥ 0.5 —
+    """Per (setting, method): accuracy averaged over the tasks that have every method — all of them, and those
+    where clean ICL ≥ 0.5 —
     and, over the tasks that have several seeds, the mean over seeds of the per-seed task means ± their sample
     standard deviation (the spread a reader should compare differences against)."""
     summary = summary_frame(tidy)
+    # only tasks that have every method (a sweep in progress has some tasks half done): means compare like with like
+    methods = set(summary.method)
+    complete = {t for t, g in summary.groupby("task") if set(g.method) == methods}
+    summary = summary[summary.task.isin(complete)]
+    tidy = tidy[tidy.task.isin(complete)]
     icl = icl_accuracy(summary)
     strong = {t for t, a in icl.items() if a >= STRONG_ICL}
     acc = tidy[tidy.metric == "accuracy"]
@@ -107,7 +113,7 @@ def headline_frame(tidy: pd.DataFrame) -> pd.DataFrame:
 
 
 def headline_markdown(head: pd.DataFrame) -> str:
-    lines = ["| setting | method | mean over all tasks (n tasks) | mean over tasks with clean ICL ≥ 0.5 (n) | "
+    lines = ["| setting | method | mean over tasks (n tasks) | mean over tasks with clean ICL ≥ 0.5 (n) | "
              "tasks with 3 seeds: mean ± std over seeds (n tasks) |", "|---|---|---|---|---|"]  # fmt: skip
     for r in head.itertuples(index=False):
         seeded = (f"{r.seed_mean:.3f} ± {r.seed_std:.3f} ({r.seeded_tasks})" if r.seeds > 1 else "–")
