@@ -29,7 +29,7 @@ def comparison_markdown(sweep: str | Path = DEFAULT_SWEEP, all_cells: bool = Fal
     """The comparison table of a sweep store as Markdown (one block per setting)."""
     import json
 
-    from interp.sweep.report import grid_results, summary_frame, to_markdown
+    from interp.sweep.report import grid_results, headline_frame, headline_markdown, summary_frame, to_markdown
 
     sweep = Path(sweep)
     tidy = grid_results(sweep, all_cells)
@@ -37,7 +37,8 @@ def comparison_markdown(sweep: str | Path = DEFAULT_SWEEP, all_cells: bool = Fal
     cfg = meta.get("config", {})
     head = (f"# Text comparison ({cfg.get('model', '?')}, {cfg.get('shots', '?')}-shot)\n\n"
             f"Source: the sweep store `{sweep}` ({tidy.key.nunique()} cells; `interp report --sweep {sweep}`).\n")  # fmt: skip
-    return head + to_markdown(summary_frame(tidy))
+    means = "\n**Means over tasks**\n\n" + headline_markdown(headline_frame(tidy))
+    return head + means + to_markdown(summary_frame(tidy))
 
 
 def main(argv=None) -> int:
