@@ -114,7 +114,7 @@ def headline_frame(tidy: pd.DataFrame) -> pd.DataFrame:
 
 def headline_markdown(head: pd.DataFrame) -> str:
     lines = ["| setting | method | mean over tasks (n tasks) | mean over tasks with clean ICL ≥ 0.5 (n) | "
-             "tasks with 3 seeds: mean ± std over seeds (n tasks) |", "|---|---|---|---|---|"]  # fmt: skip
+             "tasks with several seeds: mean ± std over seeds (n tasks) |", "|---|---|---|---|---|"]  # fmt: skip
     for r in head.itertuples(index=False):
         seeded = (f"{r.seed_mean:.3f} ± {r.seed_std:.3f} ({r.seeded_tasks})" if r.seeds > 1 else "–")
         strong = f"{r.mean_strong_icl:.3f} ({r.tasks_strong_icl})" if r.tasks_strong_icl else "–"
