@@ -188,7 +188,7 @@ def test_end_to_end_units_claims_and_figures(tiny_gpt2, tmp_path, monkeypatch):
     saved = []
     drawn, missing = draw_all(lambda fig, name, caption: saved.append(name), tmp_path / "science")
     assert len(saved) == 5 and missing == ["stability_sweep"]  # no sweep store given here
-    assert draw_all(lambda *a: None, tmp_path / "absent") == ({}, ["stability", "headcount", "controls",
+    assert draw_all(lambda *a: None, tmp_path / "absent") == ({}, ["stability", "stability_sweep", "headcount", "controls",
                                                                    "data_efficiency", "portability"])
 
 
