@@ -73,5 +73,7 @@ def stability_table(sweep: str | Path = DEFAULT_SWEEP, tasks=None) -> dict[str, 
     for task, fits in sorted(sweep_fits(sweep, tasks).items()):
         summary = stability.summarise_task(fits)
         summary["source"] = {"sweep": str(sweep), "artifacts": {k: f["artifact"] for k, f in fits.items()}}
+        # every fit's own θ and scores: the store's artifacts are not committed, this table is
+        summary["fits"] = {k: {"theta": f["theta"], "eval": f["eval"]} for k, f in fits.items()}
         table[task] = summary
     return table
