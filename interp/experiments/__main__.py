@@ -101,6 +101,9 @@ def main(argv=None) -> int:
     p_sum.add_argument("--claims", default="results/claims.json")
     p_sum.add_argument("--json", action="store_true")
     p_sum.add_argument("--portability-methods", default=None, help="as for run: which portability units to read")
+    p_sum.add_argument("--sweep", default="results/sweeps/text",
+                       help="a sweep store whose LTV fits give θ stability across seeds and whose cells judge the "
+                            "LTV-vs-FV and weak-ICL claims ('' to ignore it)")  # fmt: skip
     for p in (p_run, p_sum):
         p.add_argument("--root", default=str(ROOT))
         p.add_argument("--tensor-root", default=str(TENSOR_ROOT))
@@ -132,7 +135,7 @@ def main(argv=None) -> int:
 
     methods = tuple(args.portability_methods.split(",")) if args.portability_methods else None
     report = summarise([t for t in args.tasks.split(",") if t], settings, args.root, args.tensor_root, args.out,
-                       args.claims, portability_methods=methods)  # fmt: skip
+                       args.claims, portability_methods=methods, sweep=args.sweep or None)  # fmt: skip
     if args.json:
         print(json.dumps(report["claims"], indent=1))
     else:
