@@ -251,15 +251,18 @@ def test_headline_means_and_seed_spread_by_hand():
         rows += [("a", "icl", "icl", seed, icl), ("a", "ltv", "zero-shot", seed, ltv)]
     rows += [("b", "icl", "icl", 0, 0.1), ("b", "ltv", "zero-shot", 0, 0.4)]
     rows += [("c", "icl", "icl", 0, 0.0)]  # a task still in progress (no LTV yet): left out of every mean
+    # a task with two of the three seeds so far: in the means over tasks, not in the spread over seeds
+    rows += [("e", "icl", "icl", 0, 0.9), ("e", "icl", "icl", 1, 0.9), ("e", "ltv", "zero-shot", 0, 0.0),
+             ("e", "ltv", "zero-shot", 1, 0.0)]  # fmt: skip
     head = headline_frame(_tidy(rows)).set_index(["setting", "method"])
     ltv = head.loc[("zero-shot", "LTV")]
-    # over tasks: a's seed mean 0.8, b's 0.4 -> 0.6; strong-ICL tasks: only a (mean ICL 0.8 >= 0.5)
-    assert ltv.mean_all == pytest.approx(0.6) and ltv.tasks == 2
-    assert ltv.mean_strong_icl == pytest.approx(0.8) and ltv.tasks_strong_icl == 1
+    # over tasks: a's seed mean 0.8, b's 0.4, e's 0.0 -> 0.4; strong-ICL tasks: a (mean ICL 0.8) and e (0.9)
+    assert ltv.mean_all == pytest.approx(0.4) and ltv.tasks == 3
+    assert ltv.mean_strong_icl == pytest.approx(0.4) and ltv.tasks_strong_icl == 2
     # seeded tasks (a only): per-seed means 0.6, 0.8, 1.0 -> 0.8 ± 0.2
     assert (ltv.seeded_tasks, ltv.seeds) == (1, 3)
     assert ltv.seed_mean == pytest.approx(0.8) and ltv.seed_std == pytest.approx(0.2)
-    assert head.loc[("zero-shot", "ICL (clean)")].mean_all == pytest.approx((0.8 + 0.1) / 2)
+    assert head.loc[("zero-shot", "ICL (clean)")].mean_all == pytest.approx((0.8 + 0.1 + 0.9) / 3)
 
 
 def test_many_tasks_report_as_rows_and_mark_weak_icl():

@@ -101,8 +101,12 @@ def headline_frame(tidy: pd.DataFrame) -> pd.DataFrame:
                "mean_strong_icl": float(g[g.task.isin(strong)].accuracy.mean()) if g.task.isin(strong).any() else np.nan}  # fmt: skip
         code = next((k for k, v in LABELS.items() if v == method), method)
         m = acc[(acc.method == code) & (acc.setting == setting) & acc.task.isin(multi)]
-        per_seed = m.groupby("seed").value.mean() if len(m) else pd.Series(dtype=float)
-        row.update({"seeded_tasks": int(m.task.nunique()), "seeds": len(per_seed),
+        # per-seed means over the same tasks: only tasks that have every one of the seeds (a sweep in progress
+        # has some seeds on some tasks only, which would compare different task sets across seeds)
+        grid = m.pivot_table(index="task", columns="seed", values="value") if len(m) else pd.DataFrame()
+        grid = grid.dropna() if len(grid) else grid
+        per_seed = grid.mean(axis=0) if len(grid) else pd.Series(dtype=float)
+        row.update({"seeded_tasks": int(len(grid)), "seeds": len(per_seed),
                     "seed_mean": float(per_seed.mean()) if len(per_seed) else np.nan,
                     "seed_std": float(per_seed.std(ddof=1)) if len(per_seed) > 1 else np.nan})  # fmt: skip
         rows.append(row)
