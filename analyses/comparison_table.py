@@ -27,8 +27,7 @@ __all__ = ["load_comparison", "comparison_frame", "plot_comparison_table", "comp
 
 ROW_ORDER = ("none", "ICL (clean)", "random-θ", "FV", "TV", "LTV", "LTV (multi-task)")
 _SETTINGS = ("zero-shot", "shuffled")
-_WIDE = 12  # more tasks than this: tasks as rows
-_WEAK_ICL = 0.2  # clean ICL below this: little in-context behaviour to restore (marked, not dropped)
+from interp.sweep.report import WEAK_ICL as _WEAK_ICL, WIDE as _WIDE  # noqa: E402  (one definition: table = figure)
 
 
 def load_comparison(sweep: str | Path = "results/sweeps/text") -> pd.DataFrame | None:

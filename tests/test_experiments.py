@@ -275,7 +275,7 @@ def test_sweep_claims_pair_within_task_and_bootstrap_over_tasks(tmp_path):
     assert per_task["a"]["ci_low"] > 0 and per_task["d"]["ci_low"] <= 0 <= per_task["d"]["ci_high"]
     (claim,) = ltv_vs_fv_claims(tmp_path / "s")  # only zero-shot cells exist
     ev = claim["evidence"]["difference_LTV_minus_FV_mean_over_tasks"]
-    assert ev["mean"] == pytest.approx((0.5 + 0.5 + 0.5 + 0.0) / 4) and ev["n_tasks"] == 4
+    assert ev["mean"] == pytest.approx((0.5 + 0.5 + 0.5 + 0.0) / 4) and ev["n"] == 4
     assert claim["verdict"] == "supported" and claim["evidence"]["tasks_LTV_above_FV"] == ["a", "b", "c"]
     # a free steering vector as good as the LTV turns the supported gap into a confounded one
     steer = {"zero-shot": {"diff": 0.01, "ci_low": -0.05, "ci_high": 0.07, "n": 40}}

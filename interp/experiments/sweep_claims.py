@@ -14,36 +14,29 @@ Nothing is computed here beyond reading the store's cell records.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
 
 from interp.experiments.units import paired_difference
-
-WEAK_ICL = 0.5
+from interp.sweep.report import STRONG_ICL as WEAK_ICL  # below it, clean ICL is weak
 
 
 def load_cells(sweep: str | Path) -> dict[tuple[str, str, str, int], list[bool]]:
     """``{(task, method, setting, seed): per-query correctness}`` of every finished single-task cell."""
+    from interp.sweep.store import Store
+
     out = {}
-    for path in sorted((Path(sweep) / "cells").glob("*.json")):
-        try:
-            c = json.loads(path.read_text())
-        except json.JSONDecodeError:
-            continue
+    for c in Store(sweep).records().values():
         if c.get("status") == "ok" and c.get("correct") is not None:
             out[(c["task"], c["method"], c["setting"], int(c["seed"]))] = [bool(x) for x in c["correct"]]
     return out
 
 
-def _boot_over_tasks(values: dict[str, float], n_boot: int = 4000, seed: int = 0) -> dict:
-    x = np.asarray(list(values.values()), dtype=float)
-    if x.size == 0:
-        return {"mean": float("nan"), "ci_low": float("nan"), "ci_high": float("nan"), "n_tasks": 0}
-    boots = x[np.random.default_rng(seed).integers(0, x.size, (n_boot, x.size))].mean(1)
-    return {"mean": float(x.mean()), "ci_low": float(np.quantile(boots, 0.025)),
-            "ci_high": float(np.quantile(boots, 0.975)), "n_tasks": int(x.size)}  # fmt: skip
+def _boot_over_tasks(values: dict[str, float]) -> dict:
+    from interp.experiments.claims import _boot_mean
+
+    return _boot_mean(values.values())
 
 
 def paired_by_task(cells, a: tuple[str, str], b: tuple[str, str]) -> dict[str, dict]:

@@ -15,7 +15,6 @@ fitted here; tasks with fewer than two seeds are skipped.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -23,16 +22,6 @@ import numpy as np
 from interp.experiments import stability
 
 DEFAULT_SWEEP = Path("results/sweeps/text")
-
-
-def _cells(sweep: Path) -> list[dict]:
-    out = []
-    for path in sorted((sweep / "cells").glob("*.json")):
-        try:
-            out.append(json.loads(path.read_text()))
-        except json.JSONDecodeError:
-            continue
-    return out
 
 
 def sweep_fits(sweep: str | Path = DEFAULT_SWEEP, tasks=None) -> dict[str, dict[str, dict]]:
@@ -45,7 +34,9 @@ def sweep_fits(sweep: str | Path = DEFAULT_SWEEP, tasks=None) -> dict[str, dict[
 
     sweep = Path(sweep)
     fits: dict[str, dict[str, dict]] = {}
-    for cell in _cells(sweep):
+    from interp.sweep.store import Store
+
+    for cell in sorted(Store(sweep).records().values(), key=lambda c: c.get("key", "")):
         if cell.get("status") != "ok" or cell.get("method") != "ltv" or not cell.get("artifact"):
             continue
         if tasks is not None and cell["task"] not in tasks:
