@@ -93,7 +93,8 @@ def add_vectors(
         _check_vector(model, v, f"the vector for layer {layer}")
 
         def add(act: Float[Tensor, "batch pos d_model"], hook, v=v):
-            return _edit_position(act, pos, act[:, pos] + scale * v.to(act.dtype))
+            # a vector saved or built on another device (e.g. loaded on the CPU for a CUDA model) follows the activation
+            return _edit_position(act, pos, act[:, pos] + scale * v.to(device=act.device, dtype=act.dtype))
 
         hooks.append((f"blocks.{layer}.hook_{hook}", add))
     return hooks
@@ -113,7 +114,7 @@ def replace_resid(
     _check_vector(model, value, "the replacement hidden state")
 
     def replace(act: Float[Tensor, "batch pos d_model"], hook):
-        return _edit_position(act, pos, value.to(act.dtype).expand_as(act[:, pos]))
+        return _edit_position(act, pos, value.to(device=act.device, dtype=act.dtype).expand_as(act[:, pos]))
 
     return [(f"blocks.{layer}.hook_{hook}", replace)]
 

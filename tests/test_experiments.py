@@ -285,3 +285,29 @@ def test_sweep_claims_pair_within_task_and_bootstrap_over_tasks(tmp_path):
     assert weak["evidence"]["weak_tasks"] == ["c", "d"] and weak["verdict"] == "not supported"
     assert weak["evidence"]["tasks_LTV_zero_shot_above_clean_ICL"] == ["c", "d"]
     assert weak["evidence"]["per_task"]["c"]["diff"] == pytest.approx(0.7)
+
+
+def test_a_saved_vector_whose_result_was_lost_is_scored_not_refitted(tiny_gpt2, tmp_path, monkeypatch):
+    """A unit killed between saving its vector and writing its result (or whose JSON was lost in transit)
+    is evaluated from the saved vector; a truncated vector is refitted."""
+    from interp.experiments import fits
+
+    ctx = Context(TINY_SETTINGS, tiny_gpt2)
+    root, troot = tmp_path / "units", tmp_path / "tensors"
+    first = fits.fit_unit(ctx, UnitStore(root, troot), "builtin:antonym")
+    for path in root.rglob("*.json"):
+        path.unlink()
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("the LTV was refitted although its vector was saved")
+
+    monkeypatch.setattr("interp.vectors.fit_ltv", refuse)
+    store = UnitStore(root, troot)
+    again = fits.fit_unit(ctx, store, "builtin:antonym")
+    assert store.computed == 1 and again["theta"] == first["theta"] and again["eval"] == first["eval"]
+
+    for path in root.rglob("*.json"):
+        path.unlink()
+    (troot / "fits").joinpath(next(p.name for p in (troot / "fits").iterdir()), "vector.safetensors").write_bytes(b"xx")
+    with pytest.raises(AssertionError, match="refitted"):
+        fits.fit_unit(ctx, UnitStore(root, troot), "builtin:antonym")

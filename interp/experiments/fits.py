@@ -32,6 +32,23 @@ def _train_pool_accuracy(problem, vec, n_train: int, corruptions) -> dict:
     return {"accuracy": sum(correct) / len(correct), "n": len(correct)}
 
 
+def saved_vector(ctx: Context, folder: Path):
+    """The vector an earlier run of this very unit saved before its result JSON was written, or None.
+
+    The folder is named by the unit's key, so a complete vector there *is* this fit (same model, prompts,
+    config, seed): a run killed between saving the vector and writing the result, or a result JSON lost
+    on the way back from another machine, costs only the evaluation, not the fit again.
+    """
+    from interp.vectors import VectorError, load_vector
+
+    if not ((folder / "meta.json").exists() and (folder / "vector.safetensors").exists()):
+        return None
+    try:
+        return load_vector(folder, ctx.model)
+    except VectorError:
+        return None  # truncated, or fitted on another model: refit
+
+
 def basis_of(ctx: Context, task: str, source: str) -> torch.Tensor:
     """ā [layer, head, d_model] for an LTV of ``task`` from ``source``:
 
@@ -78,16 +95,18 @@ def fit_unit(
         from interp.vectors import fit_ltv, fit_steering
 
         problem = ctx.problem(task, seed=seed, train_half=train_half)
-        if method == "ltv":
-            cfg = ctx.s.ltv_config(seed=ctx.s.seed + seed, **overrides)
-            given = None if basis == "own" else basis_of(ctx, task, basis)
-            vec = fit_ltv(problem, cfg, basis=given, progress=False)
-        elif method == "steer":
-            cfg = ctx.s.steering_config(seed=ctx.s.seed + seed, **overrides)
-            vec = fit_steering(problem, cfg, progress=False)
-        else:
+        if method not in ("ltv", "steer"):
             raise ValueError(f"fit_unit fits 'ltv' or 'steer', not {method!r}")
-        vec.save(folder)
+        make = ctx.s.ltv_config if method == "ltv" else ctx.s.steering_config
+        cfg = make(seed=ctx.s.seed + seed, **overrides)
+        vec = saved_vector(ctx, folder)
+        if vec is None:
+            if method == "ltv":
+                given = None if basis == "own" else basis_of(ctx, task, basis)
+                vec = fit_ltv(problem, cfg, basis=given, progress=False)
+            else:
+                vec = fit_steering(problem, cfg, progress=False)
+            vec.save(folder)
         result = {
             "method": method,
             "eval": evaluate_vector(ctx, vec, task),
@@ -119,11 +138,12 @@ def fv_unit(ctx: Context, store: UnitStore, task: str, needs_vector: bool = Fals
     def compute(folder: Path) -> dict:
         from interp.vectors import FVConfig, fit_fv
 
-        problem = ctx.problem(task)
-        top_k = min(10, ctx.model.cfg.n_layers * ctx.model.cfg.n_heads)
-        fv = fit_fv(problem, FVConfig(top_k=top_k, n_mean=ctx.s.n_mean, n_cie=ctx.s.n_cie, n_valid=ctx.s.n_valid),
-                    progress=False)  # fmt: skip
-        fv.save(folder)
+        fv = saved_vector(ctx, folder)
+        if fv is None:
+            top_k = min(10, ctx.model.cfg.n_layers * ctx.model.cfg.n_heads)
+            fv = fit_fv(ctx.problem(task), FVConfig(top_k=top_k, n_mean=ctx.s.n_mean, n_cie=ctx.s.n_cie,
+                                                    n_valid=ctx.s.n_valid), progress=False)  # fmt: skip
+            fv.save(folder)
         return {"cie": fv.cie, "top_heads": fv.top_heads(), "layer": fv.layer, "vector_dir": str(folder),
                 "eval": evaluate_vector(ctx, fv, task)}  # fmt: skip
 
@@ -164,8 +184,10 @@ def tv_unit(ctx: Context, store: UnitStore, task: str, needs_vector: bool = Fals
     def compute(folder: Path) -> dict:
         from interp.vectors import TVConfig, fit_tv
 
-        tv = fit_tv(ctx.problem(task), TVConfig(n_source=ctx.s.n_mean, n_valid=ctx.s.n_valid), progress=False)
-        tv.save(folder)
+        tv = saved_vector(ctx, folder)
+        if tv is None:
+            tv = fit_tv(ctx.problem(task), TVConfig(n_source=ctx.s.n_mean, n_valid=ctx.s.n_valid), progress=False)
+            tv.save(folder)
         return {"layer": tv.layers[0], "vector_dir": str(folder), "eval": evaluate_vector(ctx, tv, task)}
 
     return store.get_or_run(FITS, key, compute, needs_folder=needs_vector)

@@ -35,7 +35,7 @@ from interp.tasks import load_task
 from interp.vectors import FVConfig, LTVConfig, TVConfig, fit_fv, fit_ltv, fit_tv, load_vector
 
 #: bump a method's version when what its cells compute changes: its cells (and only those) are recomputed
-CELL_VERSION: dict[str, int] = {"none": 1, "icl": 1, "ltv": 1, "fv": 1, "tv": 1, "random": 1, "ltv-multi": 1}
+CELL_VERSION: dict[str, int] = {"none": 1, "icl": 1, "ltv": 1, "fv": 1, "tv": 1, "random": 1, "ltv-multi": 2}
 #: the fitted vector each method's cells use (None: no fit)
 FIT_OF: dict[str, str | None] = {
     "none": None, "icl": None, "ltv": "ltv", "fv": "fv", "tv": "tv", "random": "ltv", "ltv-multi": "ltv-multi",
@@ -238,15 +238,27 @@ def run_group(model, group: GroupSpec, emit: Callable[[dict], None]) -> None:
             emit(_failed(cell, err, stage))
 
 
+def _check_scorable(problem) -> None:
+    """Raise the task's own PromptError now if none of its targets can be scored (e.g. SmolLM2 splits every
+    answer of word_length as ``" " "5"``): one such task must not sink the multi-task fit of all the others."""
+    from interp.prompts import PromptError, first_target_token
+
+    tokenizer = problem.model.tokenizer
+    if not any(first_target_token(tokenizer, pair.output)[0] >= 0 for pair in problem.task.pairs):
+        raise PromptError(f"every target of task {problem.task.name!r} starts with a bare space token; nothing to score")
+
+
 def _run_multi(model, group: GroupSpec, emit: Callable[[dict], None]) -> None:
     """One LTV over every loadable task of the sweep (one θ, each task's own head means), scored per task."""
     opts = group.options
     problems, broken = {}, {}
     for name, path in group.tasks:
         try:
-            problems[name] = _problem(model, name, path, group.seed, opts)
+            problem = _problem(model, name, path, group.seed, opts)
+            _check_scorable(problem)
+            problems[name] = problem
         except Exception as err:  # noqa: BLE001
-            broken[name] = err
+            broken[name] = err  # e.g. a malformed file, or no target this tokenizer can score: the rest train on
     cells = [c for c in group.cells if c.task not in broken]
     for cell in group.cells:
         if cell.task in broken:

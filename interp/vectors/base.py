@@ -220,4 +220,6 @@ def load_vector(path: str | Path, model=None) -> TaskVector:
                 f"(fingerprint {meta.get('model_fingerprint')}), not on this {model.cfg.model_name!r} "
                 f"(fingerprint {expected}); refit it on this model"
             )
+        # safetensors loads onto the CPU: a vector for a CUDA model must live where the model does
+        tensors = {name: t.to(model.cfg.device) for name, t in tensors.items()}
     return METHODS[method](tensors=tensors, meta=meta)
