@@ -278,6 +278,9 @@ def test_headline_means_and_seed_spread_by_hand():
     # seeded tasks (a only): per-seed means 0.6, 0.8, 1.0 -> 0.8 ± 0.2
     assert (ltv.seeded_tasks, ltv.seeds) == (1, 3)
     assert ltv.seed_mean == pytest.approx(0.8) and ltv.seed_std == pytest.approx(0.2)
+    # the seeds shared by the most tasks: 0 and 1, on a and e -> per-seed means 0.3 and 0.4
+    assert (ltv.wide_seed_list, ltv.wide_seeded_tasks) == ("0,1", 2)
+    assert ltv.wide_seed_mean == pytest.approx(0.35) and ltv.wide_seed_std == pytest.approx(0.1 / 2**0.5)
     assert head.loc[("zero-shot", "ICL (clean)")].mean_all == pytest.approx((0.8 + 0.1 + 0.9) / 3)
 
 
