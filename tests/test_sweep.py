@@ -301,3 +301,19 @@ def test_many_tasks_report_as_rows_and_mark_weak_icl():
     assert "| **mean over tasks** | **0.065** |" in md  # mean of 0.00 .. 0.13
     fig, _ = plot_comparison_table(summary)
     assert list(fig.data[0].y)[-2:] == ["t13 †", "<b>mean over tasks</b>"]
+
+
+def test_gpus_per_worker_packs_workers_on_a_gpu():
+    """One 135M model per H200 leaves it idle: a fraction lets Ray place several workers on one GPU."""
+    from interp.cli import build_parser
+    from interp.sweep.cli import config_from_args
+    from interp.sweep.runner import actor_options
+
+    args = build_parser().parse_args(["sweep", "--tasks", "antonym", "--workers", "8", "--gpus-per-worker", "0.125"])
+    cfg = config_from_args(args).validate()
+    assert actor_options(cfg, "cuda")["num_gpus"] == 0.125
+    assert "num_gpus" not in actor_options(cfg, "cpu")
+    assert actor_options(SweepConfig(tasks="a"), "cuda:0")["num_gpus"] == 1
+    for bad in (0, -1, 1.5):
+        with pytest.raises(SweepConfigError, match="gpus_per_worker"):
+            SweepConfig(tasks="a", gpus_per_worker=bad).validate()

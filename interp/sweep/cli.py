@@ -17,7 +17,7 @@ from dataclasses import fields
 from interp.sweep.config import METHODS, SweepConfig, SweepConfigError
 
 _FLAG_FIELDS = ("model", "tasks", "tasks_dir", "methods", "settings", "seeds", "n", "shots", "template",
-                "split_seed", "workers", "address", "device", "threads", "out")  # fmt: skip
+                "split_seed", "workers", "address", "device", "threads", "gpus_per_worker", "out")  # fmt: skip
 
 
 def add_sweep_parser(sub) -> None:
@@ -38,6 +38,8 @@ def add_sweep_parser(sub) -> None:
     p.add_argument("--address", default=None, help="join a Ray cluster ('auto' or ray://host:10001)")
     p.add_argument("--device", default=None, help="cpu | cuda (default: cuda when available)")
     p.add_argument("--threads", type=int, default=None, help="torch threads per worker (default 1)")
+    p.add_argument("--gpus-per-worker", dest="gpus_per_worker", type=float, default=None,
+                   help="GPUs each worker reserves (default 1; 0.125 packs 8 workers on one GPU)")
     p.add_argument("--out", default=None, help="the results store folder (default results/sweeps/default)")
     p.add_argument("--set", dest="options", action="append", default=[], metavar="METHOD.FIELD=VALUE",
                    help="a method option, e.g. ltv.steps=200, fv.top_k=5, ltv_multi.n_train=8 (repeatable)")  # fmt: skip

@@ -72,6 +72,9 @@ class SweepConfig:
     address: str | None = None  # a Ray cluster ("auto" or "ray://host:10001"); None starts a local instance
     device: str | None = None  # None: cuda when available, else cpu
     threads: int = 1  # torch threads per worker
+    # GPUs each worker reserves: 1 = one model per GPU; a fraction packs several on one GPU (0.125: 8 per GPU).
+    # A 135M model's cells are launch-bound on a big GPU: on one H200, 8 processes ran 8 task-seeds at once.
+    gpus_per_worker: float = 1.0
     out: str = "results/sweeps/default"
 
     def __post_init__(self) -> None:
@@ -102,6 +105,10 @@ class SweepConfig:
             raise SweepConfigError(f"need n >= 1 and shots >= 2 (the shuffled setting), got n={self.n}, shots={self.shots}")
         if self.workers < 0:
             raise SweepConfigError(f"workers must be >= 0 (0 = in-process), got {self.workers}")
+        g = self.gpus_per_worker
+        if not (0 < g <= 1 or (g > 1 and float(g).is_integer())):
+            raise SweepConfigError(f"gpus_per_worker must be a fraction in (0, 1] (workers sharing a GPU) or a whole "
+                                   f"number, got {g}")  # fmt: skip
         return self
 
     def to_dict(self) -> dict:

@@ -248,6 +248,14 @@ def run_sweep(
             ray_mod.shutdown()  # ends this sweep's actors (and the local instance, if this call started it)
 
 
+def actor_options(cfg: SweepConfig, device: str) -> dict:
+    """Ray resources of one worker: its threads, and on CUDA its share of a GPU (``gpus_per_worker``)."""
+    opts = {"num_cpus": cfg.threads, "max_restarts": 3, "max_task_retries": 3}
+    if device.startswith("cuda"):
+        opts["num_gpus"] = cfg.gpus_per_worker
+    return opts
+
+
 def _start_ray(cfg: SweepConfig, device: str):
     """A local Ray instance (or the cluster at ``cfg.address``) and ``cfg.workers`` model-serving actors."""
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
@@ -277,9 +285,7 @@ def _start_ray(cfg: SweepConfig, device: str):
     worker_cls = ray.remote(SweepWorker)
     # a worker killed (e.g. by Ray's memory monitor on a crowded machine) restarts and its group is retried;
     # the retry skips the cells the dead worker had already written
-    opts = {"num_cpus": cfg.threads, "max_restarts": 3, "max_task_retries": 3}
-    if device.startswith("cuda"):
-        opts["num_gpus"] = 1
+    opts = actor_options(cfg, device)
     actors = [
         worker_cls.options(**opts).remote(cfg.model, cfg.device, cfg.threads, str(Path(cfg.out).resolve()))
         for _ in range(cfg.workers)
