@@ -126,6 +126,19 @@ def test_unscorable_task_fails_alone_and_the_multi_task_ltv_trains_on_the_rest(t
     assert set(ok[ok.method == "ltv-multi"].task) == {"antonym"}
 
 
+def test_a_bfloat16_sweep_does_not_reuse_float32_cells(tmp_path, tasks_dir, monkeypatch):
+    """The model fingerprint ignores dtype (vectors move between dtypes); the cell key must not."""
+    cfg = small_config(tmp_path / "s", tasks_dir, methods=("none",), settings=("zero-shot",))
+    assert run_sweep(cfg, progress=False)["computed"] == 2
+    monkeypatch.setenv("INTERP_DTYPE", "bfloat16")
+    again = run_sweep(cfg, progress=False)
+    assert (again["computed"], again["reused"]) == (2, 0)
+    records = [json.loads(p.read_text()) for p in (Path(cfg.out) / "cells").glob("*.json")]
+    assert sorted(r["dtype"] for r in records) == ["bfloat16", "bfloat16", "float32", "float32"]
+    monkeypatch.delenv("INTERP_DTYPE")
+    assert run_sweep(cfg, progress=False)["computed"] == 0  # float32 keys unchanged (the bare fingerprint)
+
+
 def test_keys_follow_content_not_execution(tmp_path, tasks_dir):
     cfg = small_config(tmp_path / "s", tasks_dir, methods=("none", "icl"))
     assert run_sweep(cfg, progress=False)["computed"] == 6

@@ -42,10 +42,22 @@ def _failed_record(cell, error: str) -> dict:
             "seed": cell.seed, "error": error, "stage": "worker"}  # fmt: skip
 
 
+def keyed_model(ident: dict) -> str:
+    """What a cell's key holds of its model: the fingerprint, plus the dtype unless it is float32.
+
+    The fingerprint is dtype-blind on purpose (a vector fitted in float32 loads into a bfloat16 copy of the
+    model), but a cell computed in bfloat16 is not the float32 cell's result: a CUDA sweep in the default
+    bfloat16 must not be served the CPU's float32 cells, nor the reverse. float32 keys stay the bare fingerprint.
+    """
+    dtype = ident.get("dtype", "float32")
+    return ident["model_fingerprint"] if dtype == "float32" else f"{ident['model_fingerprint']}/{dtype}"
+
+
 def _context(cfg: SweepConfig, ident: dict) -> dict:
     """Fields written into every cell record (the cell's parameters beyond task / method / setting / seed)."""
     return {
-        "model": cfg.model, "model_fingerprint": ident["model_fingerprint"], "shots": cfg.shots,
+        "model": cfg.model, "model_fingerprint": ident["model_fingerprint"], "dtype": ident.get("dtype", "float32"),
+        "shots": cfg.shots,
         "n_requested": cfg.n, "template": cfg.template, "split_seed": cfg.split_seed,
     }  # fmt: skip
 
@@ -77,7 +89,8 @@ class SweepWorker:
         self.context = context or {}
 
     def identity(self) -> dict:
-        return {**model_identity(self.model), "load_s": round(self.load_s, 2), "pid": os.getpid()}
+        dtype = str(self.model.cfg.dtype).removeprefix("torch.")
+        return {**model_identity(self.model), "dtype": dtype, "load_s": round(self.load_s, 2), "pid": os.getpid()}
 
     def set_context(self, context: dict) -> None:
         self.context = context
@@ -143,7 +156,7 @@ def run_sweep(
                 raise SweepWorkerError(f"a sweep worker could not start: {_root_cause(err)}") from None
             timings["workers_ready_s"] = round(time.perf_counter() - t0, 2)
         context = _context(cfg, ident)
-        groups = plan(cfg, ident["model_fingerprint"], tasks)
+        groups = plan(cfg, keyed_model(ident), tasks)
         total = sum(len(g.cells) for g in groups)
         done = store.finished()
         pending = []
