@@ -202,7 +202,9 @@ def plot_data_efficiency(rows: list[dict]):
                     fig.add_trace(go.Scatter(x=[x_min, x_max], y=[y, y], mode="lines", name=f"{method} (no labels)",
                                              legendgroup=method, showlegend=(i == 0 and j == 0),
                                              line=dict(color=COLOURS.get(method), dash="dash")), row=i + 1, col=j + 1)  # fmt: skip
-            fig.update_xaxes(type="log", title_text="labelled prompts per corruption", row=i + 1, col=j + 1)
+            sizes = sorted({int(n) for n in curves["n_train"]})
+            fig.update_xaxes(type="log", tickvals=sizes, ticktext=[str(n) for n in sizes],
+                             title_text="labelled prompts per corruption", row=i + 1, col=j + 1)  # fmt: skip
     fig.update_yaxes(range=[0, 1.02])
     style(fig, "Data efficiency: test accuracy vs labelled training prompts (95% Wilson intervals)", height=700,
           width=max(700, 330 * len(tasks)))  # fmt: skip
