@@ -100,3 +100,20 @@ def test_bfloat16_model_runs_every_method(text_problem):
     for vec in (ltv, fit_fv(p, SMALL_FV, progress=False), fit_tv(p, SMALL_TV, progress=False)):
         r = vec.evaluate(p, "zero-shot", n=3)
         assert r.n == 3 and 0.0 <= r.accuracy <= 1.0
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_a_vector_saved_on_the_cpu_runs_on_a_cuda_model(text_problem, tmp_path):
+    """The bug a lent H200 found: `load_vector` left tensors on the CPU, and the FV-from-saved-heads path then
+    added a CPU vector to CUDA activations. A vector now follows the model it is loaded for."""
+    from interp.models import load_model
+    from interp.tasks import load_task
+    from interp.vectors import load_vector
+
+    fv = fit_fv(text_problem, SMALL_FV, progress=False)
+    fv.save(tmp_path / "fv")
+    cuda_model = load_model("tiny-llama", device="cuda", dtype="float32")
+    loaded = load_vector(tmp_path / "fv", cuda_model)
+    assert all(t.device.type == "cuda" for t in loaded.tensors.values())
+    cuda_problem = TextProblem(cuda_model, load_task("builtin:antonym"), shots=2)
+    assert loaded.evaluate(cuda_problem, "zero-shot", n=3).n == 3
