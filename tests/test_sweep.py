@@ -139,6 +139,27 @@ def test_a_bfloat16_sweep_does_not_reuse_float32_cells(tmp_path, tasks_dir, monk
     assert run_sweep(cfg, progress=False)["computed"] == 0  # float32 keys unchanged (the bare fingerprint)
 
 
+def test_multi_task_group_shares_one_cache_bound_and_frees_each_task(tmp_path, tasks_dir, monkeypatch):
+    """40 tasks each caching up to the full bound ran a 24 GB machine out of memory: the multi-task group splits
+    one bound between its tasks and empties a task's cache once its cells are scored."""
+    from interp.sweep import cells as cells_mod
+
+    made = []
+    real = cells_mod._problem
+
+    def recording(*args, **kwargs):
+        made.append(real(*args, **kwargs))
+        return made[-1]
+
+    monkeypatch.setattr(cells_mod, "_problem", recording)
+    monkeypatch.setenv("INTERP_CACHE_BYTES", str(10_000_000))
+    cfg = small_config(tmp_path / "s", tasks_dir, methods=("ltv-multi",))
+    out = run_sweep(cfg, progress=False)
+    assert (out["computed"], out["failed"]) == (4, 0)
+    assert [p.cache.max_bytes for p in made] == [5_000_000, 5_000_000]
+    assert all(len(p.cache) == 0 for p in made)
+
+
 def test_keys_follow_content_not_execution(tmp_path, tasks_dir):
     cfg = small_config(tmp_path / "s", tasks_dir, methods=("none", "icl"))
     assert run_sweep(cfg, progress=False)["computed"] == 6

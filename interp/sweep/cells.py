@@ -265,6 +265,14 @@ def _run_multi(model, group: GroupSpec, emit: Callable[[dict], None]) -> None:
             emit(_failed(cell, broken[cell.task], "task"))
     if not cells:
         return
+    # One cache bound for the whole group, not one per task: each problem's LRU cache may otherwise grow to the
+    # full bound, and 40 tasks' test prefixes (~0.85 GB each on SmolLM2) killed a 24 GB machine. Nothing in this
+    # group reuses a task's prefixes after its pool is built (the pools hold their own copy) or after its cells.
+    budget = next(iter(problems.values())).cache.max_bytes
+    for problem in problems.values():
+        problem.clear_cache()
+        problem.cache_bytes = max(budget // max(len(problems), 1), 0)
+        problem.__dict__.pop("_cache", None)  # rebuilt with the new bound on first use
     fit_key = cells[0].fit_key
     try:
         cfg = replace(LTVConfig(**opts["ltv_multi"]), seed=group.seed)
@@ -276,6 +284,7 @@ def _run_multi(model, group: GroupSpec, emit: Callable[[dict], None]) -> None:
             emit(_failed(cell, err, "fit"))
         return
     info = {**_fit_info(multi), "tasks": list(problems)}
+    remaining = {name: sum(c.task == name for c in cells) for name in problems}
     for cell in cells:
         try:
             t0 = time.perf_counter()
@@ -284,3 +293,7 @@ def _run_multi(model, group: GroupSpec, emit: Callable[[dict], None]) -> None:
             emit(_ok(cell, result, timing, info))
         except Exception as err:  # noqa: BLE001
             emit(_failed(cell, err, "evaluate"))
+        finally:
+            remaining[cell.task] -= 1
+            if not remaining[cell.task]:
+                problems[cell.task].clear_cache()  # this task's test prefixes are done with
