@@ -75,6 +75,23 @@ def test_repeat_select_concat(tiny_model, builtin_task):
         assert (prefix.select([4, 1]).run() - base[[4, 1]]).abs().max() <= TOL
 
 
+def test_ragged_prefix_rows_equal_full_recompute_without_padding_to_the_longest(tiny_model, builtin_task):
+    """A multi-task pool keeps each task's prompts at their own length: any selection of rows, in any order,
+    scores exactly as the full recompute of those prompts, and it holds fewer bytes than the padded stack."""
+    from interp.engine import RaggedPrefix
+
+    short, long = _batch(tiny_model, builtin_task, shots=1, n=4), _batch(tiny_model, builtin_task, shots=6, n=3)
+    parts = [build_prefixes(tiny_model, b.tokens, b.attention_mask) for b in (short, long)]
+    ragged = RaggedPrefix(parts)
+    assert len(ragged) == 7 and ragged.nbytes() < FrozenPrefix.concat(parts).nbytes()
+    with torch.no_grad():
+        base = torch.cat([final_logits(tiny_model, b.tokens, b.attention_mask) for b in (short, long)])
+        order = [5, 0, 6, 3, 1]  # rows of both parts, interleaved
+        assert (ragged.select(order).run() - base[order]).abs().max() <= TOL
+        assert (ragged.select([2, 1]).run() - base[[2, 1]]).abs().max() <= TOL  # one part, reversed
+        assert (ragged.run() - base).abs().max() <= TOL
+
+
 def test_ltv_gradients_match_full_recompute(tiny_model, builtin_task):
     batch = _batch(tiny_model, builtin_task, "shuffled")
     acts = head_activations(tiny_model, batch.tokens, batch.attention_mask)

@@ -41,7 +41,7 @@ from torch import Tensor
 from tqdm.auto import tqdm
 
 from interp.activations import stacked_b_O
-from interp.engine import FrozenPrefix
+from interp.engine import FrozenPrefix, RaggedPrefix
 from interp.interventions import add_vectors
 from interp.problems import Problem, run_prefix, targets_of
 from interp.vectors.base import ConfigDict, TaskVector, VectorError, describe_model
@@ -171,7 +171,7 @@ def _init_theta(cfg: LTVConfig, shape, active: Tensor) -> Float[Tensor, "layer h
 class _Pool:
     """Corrupted prompts of one split from every (problem, corruption), with their frozen prefixes."""
 
-    prefix: FrozenPrefix
+    prefix: FrozenPrefix | RaggedPrefix
     targets: Tensor
     task_index: Tensor  # which problem each row belongs to
 
@@ -188,7 +188,9 @@ class _Pool:
                     # a multi-task pool is a concatenated copy that no other method shares: keeping each
                     # task's cached prefix as well would double the memory (GBs over a whole task suite)
                     problem.forget(setting, split, n)
-        return cls(FrozenPrefix.concat(prefixes), torch.cat(targets), torch.cat(task_index))
+        # several tasks: keep each task's rows at their own length (prompt lengths differ ~8x across a suite)
+        stacked = RaggedPrefix(prefixes) if len(problems) > 1 else FrozenPrefix.concat(prefixes)
+        return cls(stacked, torch.cat(targets), torch.cat(task_index))
 
     def __len__(self) -> int:
         return len(self.targets)
