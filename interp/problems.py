@@ -190,6 +190,12 @@ class Problem(ABC):
         """Drop every cached batch, prefix and activation (they are recomputed, identically, on demand)."""
         self.cache.clear()
 
+    def set_cache_bytes(self, max_bytes: int) -> None:
+        """Empty the cache and bound it anew (e.g. one budget split between the many tasks of a multi-task fit)."""
+        self.clear_cache()
+        self.cache_bytes = int(max_bytes)
+        self.__dict__.pop("_cache", None)  # rebuilt with the new bound on first use
+
     def forget(self, setting: str, split: str, n: int | None, seed: int = 0) -> None:
         """Drop one batch's cached prefix (e.g. test prompts no longer needed)."""
         self.cache.pop(("prefix", setting, split, n, seed))

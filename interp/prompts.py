@@ -157,6 +157,17 @@ def derangement(n: int, rng: random.Random) -> list[int]:
             return perm
 
 
+def _unscorable(task) -> PromptError:
+    return PromptError(f"every target of task {task.name!r} starts with a bare space token; nothing to score")
+
+
+def require_scorable(tokenizer, task) -> None:
+    """Raise the PromptError that building prompts would raise if *no* output of ``task`` can be scored with
+    ``tokenizer`` (e.g. SmolLM2 splits every word_length answer as ``" " "5"``), before any prompt is built."""
+    if not any(first_target_token(tokenizer, pair.output)[0] >= 0 for pair in task.pairs):
+        raise _unscorable(task)
+
+
 def first_target_token(tokenizer, output: str) -> tuple[int, int]:
     """(first token id of ``" " + output``, number of tokens); id -1 if the first token is only whitespace."""
     ids = tokenizer(" " + output, add_special_tokens=False)["input_ids"]
@@ -235,7 +246,7 @@ def build_prompts(
         target_ids.append(target)
         kept.append(query)
     if not texts:
-        raise PromptError(f"every target of task {task.name!r} starts with a bare space token; nothing to score")
+        raise _unscorable(task)
 
     tokens, mask = tokenize_left_padded(tokenizer, texts, bos=bos, n_ctx=n_ctx)
     return PromptBatch(

@@ -30,7 +30,7 @@ import torch
 from interp.engine import final_logits
 from interp.evaluation import EvalResult
 from interp.problems import TextProblem, run_prefix
-from interp.prompts import model_prompts
+from interp.prompts import model_prompts, require_scorable
 from interp.tasks import load_task
 from interp.vectors import FVConfig, LTVConfig, TVConfig, fit_fv, fit_ltv, fit_tv, load_vector
 
@@ -238,16 +238,6 @@ def run_group(model, group: GroupSpec, emit: Callable[[dict], None]) -> None:
             emit(_failed(cell, err, stage))
 
 
-def _check_scorable(problem) -> None:
-    """Raise the task's own PromptError now if none of its targets can be scored (e.g. SmolLM2 splits every
-    answer of word_length as ``" " "5"``): one such task must not sink the multi-task fit of all the others."""
-    from interp.prompts import PromptError, first_target_token
-
-    tokenizer = problem.model.tokenizer
-    if not any(first_target_token(tokenizer, pair.output)[0] >= 0 for pair in problem.task.pairs):
-        raise PromptError(f"every target of task {problem.task.name!r} starts with a bare space token; nothing to score")
-
-
 def _run_multi(model, group: GroupSpec, emit: Callable[[dict], None]) -> None:
     """One LTV over every loadable task of the sweep (one θ, each task's own head means), scored per task."""
     opts = group.options
@@ -255,7 +245,8 @@ def _run_multi(model, group: GroupSpec, emit: Callable[[dict], None]) -> None:
     for name, path in group.tasks:
         try:
             problem = _problem(model, name, path, group.seed, opts)
-            _check_scorable(problem)
+            # a task none of whose answers this tokenizer can score must not sink the fit of all the others
+            require_scorable(model.tokenizer, problem.task)
             problems[name] = problem
         except Exception as err:  # noqa: BLE001
             broken[name] = err  # e.g. a malformed file, or no target this tokenizer can score: the rest train on
@@ -270,9 +261,7 @@ def _run_multi(model, group: GroupSpec, emit: Callable[[dict], None]) -> None:
     # group reuses a task's prefixes after its pool is built (the pools hold their own copy) or after its cells.
     budget = next(iter(problems.values())).cache.max_bytes
     for problem in problems.values():
-        problem.clear_cache()
-        problem.cache_bytes = max(budget // max(len(problems), 1), 0)
-        problem.__dict__.pop("_cache", None)  # rebuilt with the new bound on first use
+        problem.set_cache_bytes(budget // len(problems))
     fit_key = cells[0].fit_key
     try:
         cfg = replace(LTVConfig(**opts["ltv_multi"]), seed=group.seed)
