@@ -122,11 +122,13 @@ class FrozenPrefix:
         inputs: Tensor,
         attention_mask: Int[Tensor, "batch pos"] | None = None,
         hooks: Sequence[Hook] = (),
+        shared: bool | None = None,
     ) -> "FrozenPrefix":
         """Run ``inputs[:, :-1]`` into a fresh cache and freeze it.
 
         ``hooks`` apply to the prefix run (e.g. a clean-run cache for patching experiments); they do not
-        apply to later variants.
+        apply to later variants. ``shared=False`` keeps TransformerLens's cache path (needed by `run_from`
+        over several positions); ``None`` uses shared-prefix attention where the model supports it.
         """
         if inputs.shape[1] < 2:
             raise ValueError("a prompt needs at least 2 positions to split into prefix + final token")
@@ -138,7 +140,7 @@ class FrozenPrefix:
                 "the final position is padding in some rows: pad on the left so every prompt ends at position -1"
             )
         cache = TransformerLensKeyValueCache.init_cache(model.cfg, model.cfg.device, batch)
-        shared = shared_prefix_enabled(model)
+        shared = shared_prefix_enabled(model) if shared is None else bool(shared)
         rotated: dict[int, Tensor] = {}
         capture = []
         if shared and model.cfg.positional_embedding_type == "rotary":
@@ -186,26 +188,71 @@ class FrozenPrefix:
             return _final_position_output(self.model, self.final_inputs, attention_mask=ones, past_kv_cache=cache)
 
     def run_from(
-        self, layer: int, resid_pre: Float[Tensor, "batch d_model"], hooks: Sequence[Hook] = ()
+        self,
+        layer: int,
+        resid_pre: Float[Tensor, "batch d_model"] | Float[Tensor, "batch suffix d_model"],
+        hooks: Sequence[Hook] = (),
+        attention_mask: Int[Tensor, "batch suffix"] | None = None,
     ) -> Float[Tensor, "batch d_vocab"]:
         """Output at the final position when ``blocks.{layer}.hook_resid_pre`` of the final token is
         ``resid_pre``: runs only blocks ``layer..L-1`` (an intervention at layer l leaves the final
-        token's earlier layers unchanged, so their result can be computed once and reused)."""
-        ones = torch.ones((len(self), 1), dtype=torch.long, device=resid_pre.device)
-        cache, attention = self._run_cache()
-        mask = torch.cat([self.prefix_mask.to(ones.device), ones], dim=1)
+        token's earlier layers unchanged, so their result can be computed once and reused).
+
+        ``resid_pre`` of shape ``[batch, s, d_model]`` re-runs the last ``s`` positions (``T-s .. T-1``, the
+        final token last) from ``layer``, over the frozen keys / values of the positions before them (a
+        patch at position ``T-s`` leaves every earlier position unchanged). ``attention_mask`` is then the
+        padding mask of those ``s`` positions (default: no padding). Needs TransformerLens's cache path
+        (``from_batch(..., shared=False)``) when ``s > 1``: shared-prefix attention runs one query position.
+        """
+        if resid_pre.ndim == 2:
+            resid_pre = resid_pre[:, None, :]
+        s = resid_pre.shape[1]
+        kept = self.prefix_length + 1 - s  # frozen positions the re-run positions attend to
+        if not 0 <= kept <= self.prefix_length:
+            raise ValueError(
+                f"run_from re-runs at most the whole prompt ({self.prefix_length + 1} positions), got {s}"
+            )
+        suffix_mask = (
+            torch.ones(resid_pre.shape[:2], dtype=torch.long, device=resid_pre.device)
+            if attention_mask is None
+            else attention_mask.to(resid_pre.device)
+        )
+        if suffix_mask.shape != resid_pre.shape[:2]:
+            raise ValueError(f"attention_mask must be [batch, {s}], got {list(suffix_mask.shape)}")
+        if s == 1:
+            cache, attention = self._run_cache()
+        elif self.shared is not None:
+            raise ValueError(
+                "run_from over several positions needs TransformerLens's cache path: build the prefix with "
+                "FrozenPrefix.from_batch(..., shared=False)"
+            )
+        else:
+            cache, attention = self._truncated_cache(kept), nullcontext()
+        mask = torch.cat([self.prefix_mask[:, :kept].to(suffix_mask.device), suffix_mask], dim=1)
         extra = {}
         if self.model.cfg.positional_embedding_type == "shortformer":
             # Shortformer positions enter every layer's queries and keys, not the residual stream: a run that
-            # starts at a block must be handed the final token's position embedding (as `forward` computes it).
+            # starts at a block must be handed the re-run positions' embedding (as `forward` computes it).
             extra["shortformer_pos_embed"] = self.model.hook_pos_embed(
-                self.model.pos_embed(ones, self.prefix_length, mask)
+                self.model.pos_embed(suffix_mask, kept, mask)
             )
         with attention, self.model.hooks(fwd_hooks=list(hooks)):
             return _final_position_output(
-                self.model, resid_pre[:, None, :], start_at_layer=layer, attention_mask=mask, past_kv_cache=cache,
-                **extra,
+                self.model, resid_pre, start_at_layer=layer, attention_mask=mask, past_kv_cache=cache, **extra
             )
+
+    def _truncated_cache(self, length: int) -> TransformerLensKeyValueCache | None:
+        """The first ``length`` prefix positions as a frozen TransformerLens cache (views; None if empty)."""
+        if length == 0:
+            return None
+        return TransformerLensKeyValueCache(
+            entries=[
+                TransformerLensKeyValueCacheEntry(e.past_keys[:, :length], e.past_values[:, :length], frozen=True)
+                for e in self.cache.entries
+            ],
+            previous_attention_mask=self.cache.previous_attention_mask[:, :length],
+            frozen=True,
+        )
 
     @torch.no_grad()
     def final_resid_pre(
