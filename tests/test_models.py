@@ -19,8 +19,49 @@ def test_tiny_models_shapes():
 
 
 def test_unknown_model_lists_known_ones():
-    with pytest.raises(ModelNotAvailableError, match="Offline models: smollm2-135m, tiny-gpt2"):
+    with pytest.raises(ModelNotAvailableError, match="Offline models: smollm2-135m") as err:
         load_model("definitely-not-a-model")
+    message = str(err.value)
+    for name in ("gemma-3-270m", "tiny-gpt2", "tiny-llama", "random:<shape>", "regression:<class>", "HF_HUB_OFFLINE=1"):
+        assert name in message, name  # the offline models, and how to get any other
+
+
+def test_loader_registry_resolution(monkeypatch):
+    """Exact names and aliases first, then the longest prefix, then predicates, then TL names (a fallback)."""
+    from interp import loaders
+
+    monkeypatch.setattr(loaders, "_LOADERS", list(loaders._LOADERS))  # registrations vanish after the test
+    seen = []
+
+    def record(tag):
+        return lambda request: seen.append((tag, request.spec, request.dtype)) or tag
+
+    loaders.register_loader("mine:", record("prefix"), description="mine:<x>", offline=True)
+    loaders.register_loader("mine:big:", record("longer"))
+    loaders.register_loader("my-model", record("exact"), aliases=("MyAlias",))
+    loaders.register_loader(None, record("predicate"), matches=lambda name: name.startswith("/weird/"))
+    assert load_model("mine:small", dtype="bfloat16", device="cpu") == "prefix"
+    assert load_model("mine:big:x", device="cpu") == "longer" and load_model("myalias", device="cpu") == "exact"
+    assert load_model("/weird/thing", device="cpu") == "predicate"
+    assert seen[:2] == [("prefix", "small", torch.bfloat16), ("longer", "x", torch.float32)]
+    with pytest.raises(ModelNotAvailableError, match="mine:<x>"):  # registered offline loaders are listed
+        load_model("unknown-thing")
+    with pytest.raises(ValueError, match="needs a name"):
+        loaders.register_loader(None, record("nothing"))
+
+
+def test_regression_loader_is_registered_by_importing_interp():
+    """``regression:<class>`` is registered by `interp.regression` (models never imports it): a fresh process
+    that only imports `interp.models` can load one, because ``import interp`` imports `interp.regression`."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = "from interp.models import load_model\nprint(type(load_model('regression:linear', device='cpu')).__name__)\n"
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300,
+                         cwd=Path(__file__).resolve().parents[1])  # fmt: skip
+    assert out.returncode == 0, out.stderr[-1500:]
+    assert out.stdout.strip() == "RegressionTransformer"
 
 
 def test_missing_gguf_package_says_pip_command(monkeypatch):

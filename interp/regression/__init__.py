@@ -29,6 +29,33 @@ from interp.regression.io import (
 from interp.regression.model import RegressionConfig, RegressionTransformer, interleave, query_prompt
 from interp.regression.train import TrainConfig, train_regression_model
 
+# --- `interp.load_model("regression:linear")` and regression checkpoint folders, via the loader registry ----------
+from interp.loaders import LoadRequest as _LoadRequest
+from interp.loaders import register_loader as _register_loader
+
+
+def _is_regression_checkpoint(name: str) -> bool:
+    """A folder holding our checkpoint format (Hugging Face checkpoints name an architecture; ours do not)."""
+    from pathlib import Path
+
+    try:
+        return Path(name).is_dir() and (Path(name) / "model.safetensors").exists() and bool(read_checkpoint_config(name))
+    except (OSError, ValueError):
+        return False
+
+
+def _load_regression_request(request: _LoadRequest):
+    # float32 unless a dtype was asked for: these models are small and trained in float32
+    model = load_regression_model(request.spec, device=request.device)
+    return model.to(request.asked_dtype) if request.asked_dtype is not None else model
+
+
+_register_loader(
+    "regression:", _load_regression_request, matches=_is_regression_checkpoint, offline=True,
+    description=f"regression:<class> (the shipped in-context regression models: {', '.join(sorted(FUNCTION_CLASSES))})",
+)  # fmt: skip
+
+
 __all__ = [
     "BASELINES",
     "CHECKPOINT_DIR",
