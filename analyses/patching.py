@@ -14,9 +14,9 @@ Four per-head scores for one task, each a ``[layer, head]`` array:
     ``∂P(target)/∂z · (z_clean − z_corrupted)`` summed over ``d_head``, from one forward and one
     backward pass of the corrupted prompt: cheap, exact when the model is locally linear in ``z``.
 
-(c) and (d) patch the final position only, so they run on the frozen-prefix engine: the corrupted
-prompt's prefix is computed once and each head is a one-token variant (rows of one batch), starting
-at the patched layer (`FrozenPrefix.run_from`). ``backend="transformer_lens"`` computes (c) with
+(c) and (d) are `interp.patching.patch` of ``hook_z`` at the final position with the ``answer_prob``
+metric (the library's one patching code path, on the frozen-prefix engine: the corrupted prompts' prefix
+is computed once and each head is a one-token variant). `activation_patching_tl` computes (c) with
 ``transformer_lens.patching.generic_activation_patch`` (a full forward per head and prompt) instead; the
 tests hold the two equal.
 
@@ -38,20 +38,24 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 import torch
-from jaxtyping import Float
 from plotly.subplots import make_subplots
 from torch import Tensor
-from tqdm.auto import tqdm
 
-from analyses.common import AnalysisError, head_frame, spearman, style
-from interp.activations import final_token_z
-from interp.engine import FrozenPrefix, final_logits
-from interp.interventions import patch_head, patch_heads
-from interp.prompts import build_prompts, default_bos
+from analyses.common import AnalysisError
+from interp.patching import PatchingError, PromptPairs, patch, problem_pairs
+from interp.plot.style import head_frame, style
+from interp.stats import spearman
 
 __all__ = [
-    "PromptPair", "aligned_pairs", "patching_scores", "activation_patching_tl", "patch_single_head",
-    "head_score_frame", "compare_head_scores", "reading", "SCORE_COLUMNS",
+    "SCORE_COLUMNS",
+    "PromptPair",
+    "activation_patching_tl",
+    "aligned_pairs",
+    "compare_head_scores",
+    "head_score_frame",
+    "patch_single_head",
+    "patching_scores",
+    "reading",
 ]  # fmt: skip
 
 #: column name -> axis label of the four scores
@@ -76,40 +80,21 @@ class PromptPair:
 
 
 def aligned_pairs(problem, n: int, split: str = "test", seed: int = 0) -> list[PromptPair]:
-    """``n`` (clean, shuffled-label) prompt pairs sharing demonstrations and query.
-
-    `TextProblem` batches of the two settings share queries but not demonstrations (the derangement draws
-    from the same random stream), so pairs are built one query at a time with one seed per pair.
-    """
-    if n < 1:
-        raise AnalysisError(f"n must be >= 1, got {n}")
-    if problem.shots < 2:
-        raise AnalysisError("patching needs shots >= 2 (a shuffled-label twin needs two labels to derange)")
-    model, task = problem.model, problem.task
-    pool = task.split(split)
-    order = list(range(len(pool)))
-    np.random.default_rng(problem.seed * 1000 + seed).shuffle(order)
-    pairs: list[PromptPair] = []
-    for i in order:
-        if len(pairs) == n:
-            break
-        kw = dict(shots=problem.shots, template=problem.template, queries=[pool[i]], seed=seed * 100_003 + i,
-                  bos=default_bos(model), n_ctx=model.cfg.n_ctx)  # fmt: skip
-        try:
-            clean = build_prompts(task, model.tokenizer, setting="icl", **kw)
-            corrupted = build_prompts(task, model.tokenizer, setting="shuffled", **kw)
-        except ValueError:  # an untokenisable target: skipped, like the library does
-            continue
-        device = model.W_E.device
-        pairs.append(PromptPair(clean.tokens.to(device), corrupted.tokens.to(device), int(clean.target_ids[0]), pool[i].input,
-                                clean.texts[0], corrupted.texts[0]))  # fmt: skip
-    if not pairs:
-        raise AnalysisError(f"no usable queries in split {split!r} of task {task.name!r}")
-    return pairs
+    """``n`` (clean, shuffled-label) prompt pairs sharing demonstrations and query, one by one
+    (`interp.patching.problem_pairs` builds them; this view splits its batch into single pairs)."""
+    pairs = _pairs(problem, n, split, seed)
+    out = []
+    for i in range(len(pairs)):
+        one = pairs.select([i])
+        out.append(PromptPair(one.clean, one.corrupted, int(one.answers[0]), pairs.queries[i], *pairs.texts[i]))
+    return out
 
 
-def _p_target(logits: Tensor, target: int) -> Tensor:
-    return logits.float().softmax(-1)[:, target]
+def _pairs(problem, n: int, split: str, seed: int) -> PromptPairs:
+    try:
+        return problem_pairs(problem, n, split, seed)
+    except PatchingError as err:  # the analyses' callers catch AnalysisError
+        raise AnalysisError(str(err)) from None
 
 
 def patching_scores(
@@ -117,74 +102,34 @@ def patching_scores(
     n: int = 8,
     split: str = "test",
     seed: int = 0,
-    rows_per_call: int = 27,
+    rows_per_call: int = 256,
     attribution: bool = True,
     progress: bool = True,
 ) -> dict:
     """Activation patching (and attribution patching) of every head's final-token output, clean → corrupted.
 
     Returns ``{"act_patch": [L, H], "attr_patch": [L, H] | None, "p_clean": [n], "p_corrupted": [n],
-    "queries": [...]}``: mean ΔP(target) per head over ``n`` prompt pairs.
+    "queries": [...]}``: mean ΔP(target) per head over ``n`` prompt pairs. Both are `interp.patching.patch`
+    of ``hook_z`` at the final position with the ``answer_prob`` metric, on all pairs as one left-padded
+    batch (``progress`` is accepted for compatibility; the engine run is a few calls).
     """
-    model = problem.model
-    n_layers, n_heads = model.cfg.n_layers, model.cfg.n_heads
-    pairs = aligned_pairs(problem, n, split, seed)
-    device = model.W_E.device
-    act = torch.zeros(n_layers, n_heads, device=device)  # float32 sums whatever the model dtype
-    attr = torch.zeros(n_layers, n_heads, device=device)
-    p_clean, p_corr = [], []
-    group = max(1, rows_per_call // n_heads)
-    for pair in tqdm(pairs, desc="patching", disable=not progress, leave=False):
-        z_clean = final_token_z(model, pair.clean)[0]  # [L, H, d_head]
-        with torch.no_grad():
-            p_clean.append(_p_target(final_logits(model, pair.clean), pair.target).item())
-        prefix = FrozenPrefix.from_batch(model, pair.corrupted)
-        resid_pre, out = prefix.final_resid_pre()
-        base = _p_target(out, pair.target)[0]
-        p_corr.append(base.item())
-        with torch.no_grad():
-            for start in range(0, n_layers, group):
-                layers = torch.arange(start, min(start + group, n_layers), device=device).repeat_interleave(n_heads)
-                heads = torch.arange(n_heads, device=device).repeat(len(layers) // n_heads)
-                rows = prefix.expand(len(layers))
-                patched = rows.run_from(start, resid_pre[:, start].expand(len(layers), -1),
-                                        patch_heads(model, layers, heads, z_clean))  # fmt: skip
-                act[layers, heads] += _p_target(patched, pair.target) - base
-        if attribution:
-            attr += _attribution(prefix, z_clean, pair.target)
-    k = len(pairs)
+    pairs = _pairs(problem, n, split, seed)
+    exact = patch(problem.model, pairs, metric="answer_prob", component="z", rows_per_call=rows_per_call)
+    act = exact.grid() - exact.corrupted
+    attr = None
+    if attribution:
+        approx = patch(problem.model, pairs, metric="answer_prob", component="z", method="attribution")
+        attr = approx.grid() - approx.corrupted
     return {
-        "act_patch": act / k,
-        "attr_patch": attr / k if attribution else None,
-        "p_clean": p_clean,
-        "p_corrupted": p_corr,
-        "queries": [p.query for p in pairs],
-        "n": k,
+        "act_patch": act,
+        "attr_patch": attr,
+        "p_clean": exact.clean_per_pair,
+        "p_corrupted": exact.corrupted_per_pair,
+        "queries": list(pairs.queries),
+        "n": len(pairs),
         "split": split,
         "seed": seed,
     }
-
-
-def _attribution(prefix: FrozenPrefix, z_clean: Float[Tensor, "layer head d_head"], target: int) -> Tensor:
-    """``∂P/∂z · (z_clean − z_corrupted)`` at the final token, per head (one forward + one backward)."""
-    model = prefix.model
-    n_layers = model.cfg.n_layers
-    deltas = [
-        torch.zeros(1, 1, model.cfg.n_heads, model.cfg.d_head, device=z_clean.device, dtype=z_clean.dtype,
-                    requires_grad=True)
-        for _ in range(n_layers)
-    ]
-    z_corr: dict[int, Tensor] = {}
-
-    def hook(z, hook):
-        layer = hook.layer()
-        z_corr[layer] = z[:, -1].detach().clone()
-        return z + deltas[layer]  # adding zero: the gradient w.r.t. delta is the gradient w.r.t. z
-
-    with torch.enable_grad():
-        out = prefix.run([(f"blocks.{l}.attn.hook_z", hook) for l in range(n_layers)])
-        grads = torch.autograd.grad(_p_target(out, target).sum(), deltas)
-    return torch.stack([(g[0, 0] * (z_clean[l] - z_corr[l][0])).sum(-1) for l, g in enumerate(grads)])
 
 
 @torch.no_grad()
@@ -193,21 +138,21 @@ def activation_patching_tl(problem, n: int = 2, split: str = "test", seed: int =
 
     A full forward per (prompt, head): slow, for checking the engine path on small models.
     """
-    from transformer_lens import patching
+    from transformer_lens import patching as tl_patching
 
     model = problem.model
     pairs = aligned_pairs(problem, n, split, seed)
     total = torch.zeros(model.cfg.n_layers, model.cfg.n_heads, device="cpu")
 
     def final_position_setter(corrupted_activation, index, clean_activation):
-        layer, head = index
+        _, head = index
         corrupted_activation[:, -1, head] = clean_activation[:, -1, head]
         return corrupted_activation
 
     for pair in pairs:
         _, cache = model.run_with_cache(pair.clean, names_filter=lambda name: name.endswith("attn.hook_z"))
         base = _p_target(model(pair.corrupted)[:, -1], pair.target)[0]
-        effect = patching.generic_activation_patch(
+        effect = tl_patching.generic_activation_patch(
             model, pair.corrupted, cache,
             patching_metric=lambda logits, t=pair.target, b=base: _p_target(logits[:, -1], t)[0] - b,
             patch_setter=final_position_setter, activation_name="z", index_axis_names=("layer", "head"),
@@ -216,7 +161,10 @@ def activation_patching_tl(problem, n: int = 2, split: str = "test", seed: int =
     return total / len(pairs)
 
 
-@torch.no_grad()
+def _p_target(logits: Tensor, target: int) -> Tensor:
+    return logits.float().softmax(-1)[:, target]
+
+
 def patch_single_head(
     problem, layer: int, head: int, n: int = 8, split: str = "test", seed: int = 0
 ) -> pd.DataFrame:
@@ -229,17 +177,14 @@ def patch_single_head(
     if not (0 <= layer < model.cfg.n_layers and 0 <= head < model.cfg.n_heads):
         raise AnalysisError(f"head L{layer}H{head} does not exist in a {model.cfg.n_layers}-layer, "
                             f"{model.cfg.n_heads}-head model")  # fmt: skip
+    pairs = _pairs(problem, n, split, seed)
+    result = patch(model, pairs, metric="answer_prob", component="z", layers=[layer], heads=[head])
     rows = []
-    for pair in aligned_pairs(problem, n, split, seed):
-        z_clean = final_token_z(model, pair.clean)[0]
-        p_clean = _p_target(final_logits(model, pair.clean), pair.target).item()
-        prefix = FrozenPrefix.from_batch(model, pair.corrupted)
-        p_corr = _p_target(prefix.run(), pair.target).item()
-        p_patch = _p_target(
-            prefix.run(patch_head(model, layer, head, z_clean[layer, head])), pair.target
-        ).item()
+    for i, query in enumerate(pairs.queries):
+        p_clean, p_corr = result.clean_per_pair[i], result.corrupted_per_pair[i]
+        p_patch = float(result.per_pair[0, i])
         gap = p_clean - p_corr
-        rows.append({"query": pair.query, "p_clean": p_clean, "p_corrupted": p_corr, "p_patched": p_patch,
+        rows.append({"query": query, "p_clean": p_clean, "p_corrupted": p_corr, "p_patched": p_patch,
                      "delta": p_patch - p_corr, "recovered": (p_patch - p_corr) / gap if abs(gap) > 1e-9 else np.nan})  # fmt: skip
     return pd.DataFrame(rows)
 

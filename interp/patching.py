@@ -71,9 +71,11 @@ functions (`patch_heads`, `patch_resid_pre`, ...) are thin ``functools.partial``
 
 from __future__ import annotations
 
+import math
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import partial
-from typing import Callable, Literal, Sequence, Union
+from typing import Literal
 
 import numpy as np
 import pandas as pd
@@ -86,13 +88,31 @@ from interp.engine import FrozenPrefix, final_logits
 from interp.prompts import PromptBatch, default_bos, tokenize_left_padded
 
 __all__ = [
-    "COMPONENTS", "Component", "PatchingError", "PromptPairs", "LogitDiff", "AnswerProb", "make_pairs",
-    "problem_pairs", "patch", "patch_heads", "patch_heads_by_pos", "patch_heads_all_pos", "patch_resid_pre",
-    "patch_resid_mid", "patch_resid_post", "patch_attn_out", "patch_mlp_out", "attribution_patch",
-    "PatchingResult", "Agreement", "agreement", "plot_patching",
+    "COMPONENTS",
+    "Agreement",
+    "AnswerProb",
+    "Component",
+    "LogitDiff",
+    "PatchingError",
+    "PatchingResult",
+    "PromptPairs",
+    "agreement",
+    "attribution_patch",
+    "make_pairs",
+    "patch",
+    "patch_attn_out",
+    "patch_heads",
+    "patch_heads_all_pos",
+    "patch_heads_by_pos",
+    "patch_mlp_out",
+    "patch_resid_mid",
+    "patch_resid_post",
+    "patch_resid_pre",
+    "plot_patching",
+    "problem_pairs",
 ]  # fmt: skip
 
-Position = Union[Literal["final", "all", "all_at_once"], int]
+Position = Literal["final", "all", "all_at_once"] | int
 MetricFn = Callable[[Float[Tensor, "pair d_vocab"]], Tensor]
 
 
@@ -111,7 +131,7 @@ class Component:
 
     name: str
     hook: str
-    per_head: Literal[None, "head", "kv_head"] = None
+    per_head: Literal["head", "kv_head"] | None = None
     pattern: bool = False  # [batch, head, query_pos, key_pos] (other hooks are [batch, pos, ...])
 
     def hook_name(self, layer: int) -> str:
@@ -222,13 +242,13 @@ class PromptPairs:
         tokens, mask = getattr(self, which), getattr(self, f"{which}_mask")
         return [row[m.bool()].tolist() for row, m in zip(tokens.cpu(), mask.cpu())]
 
-    def to(self, device) -> "PromptPairs":
-        move = lambda t: None if t is None else t.to(device)  # noqa: E731
+    def to(self, device) -> PromptPairs:
+        move = lambda t: None if t is None else t.to(device)
         return PromptPairs(move(self.clean), move(self.clean_mask), move(self.corrupted),
                            move(self.corrupted_mask), move(self.answers), move(self.wrong), self.texts,
                            self.queries)  # fmt: skip
 
-    def select(self, idx: Sequence[int]) -> "PromptPairs":
+    def select(self, idx: Sequence[int]) -> PromptPairs:
         """Some pairs (left padding trimmed to the longest kept row)."""
         idx = list(idx)
 
@@ -237,7 +257,7 @@ class PromptPairs:
             start = int((m.sum(0) > 0).nonzero()[0])
             return t[:, start:], m[:, start:]
 
-        pick = lambda t: None if t is None else t[idx]  # noqa: E731
+        pick = lambda t: None if t is None else t[idx]
         return PromptPairs(*trim(self.clean, self.clean_mask), *trim(self.corrupted, self.corrupted_mask),
                            pick(self.answers), pick(self.wrong),
                            None if self.texts is None else [self.texts[i] for i in idx],
@@ -497,7 +517,7 @@ class PatchingResult:
         one = len(self.tokens_clean) == 1
 
         def num(x: float) -> float | None:
-            return None if x != x else float(x)  # NaN -> null (JSON has no NaN)
+            return None if math.isnan(x) else float(x)  # NaN -> null (JSON has no NaN)
 
         return {
             "model": self.model_name,
@@ -515,8 +535,8 @@ class PatchingResult:
                  "value": float(v), "normalized": num(n)}
                 for l, h, p, v, n in zip(self.layers.tolist(), self.heads.tolist(), self.positions.tolist(),
                                          self.values.tolist(), self.normalized.tolist())
-            ],  # fmt: skip
-        }
+            ],
+        }  # fmt: skip
 
     def grid(self, normalized: bool = False) -> Tensor:
         """The values as ``[layer (, position) (, head)]`` in TransformerLens's axis order (a position axis
@@ -741,7 +761,7 @@ def _setter(comp: Component, src: Tensor, rows: Tensor, pair_rows: Tensor, heads
 def _exact(model, comp, units, base, base_mask, src_acts, metric_fn, final_only: bool, rows_per_call: int):
     """Each patch as a row of an engine run from its layer over the base prompt's frozen earlier
     positions; returns (base value, base per pair, values [patch], per pair [patch, pair] or None)."""
-    n_pairs, n_pos = base.shape
+    n_pairs = base.shape[0]
     n_layers = model.cfg.n_layers
     if final_only:
         prefix = FrozenPrefix.from_batch(model, base, base_mask)  # shared-prefix attention where supported
@@ -762,7 +782,7 @@ def _exact(model, comp, units, base, base_mask, src_acts, metric_fn, final_only:
         by_position.setdefault(u.position, []).append(u)
     per_call = max(1, rows_per_call // n_pairs)
     for p, todo in by_position.items():
-        start_pos = 0 if p < 0 else p  # every position at once re-runs the whole prompt
+        start_pos = max(p, 0)  # every position at once re-runs the whole prompt
         todo = sorted(todo, key=lambda u: (u.layer, u.head))
         for c in range(0, len(todo), per_call):
             chunk = todo[c : c + per_call]
@@ -907,10 +927,10 @@ class Agreement:
 
 
 def agreement(exact: PatchingResult, estimate: PatchingResult, top_k: int = 10, n_worst: int = 10) -> Agreement:
-    """Rank correlation (Spearman, Kendall; scipy.stats), linear correlation, top-k overlap of the largest
+    """Rank correlation (Spearman, Kendall: `interp.stats`), linear correlation, top-k overlap of the largest
     |effects| and sign agreement between two results over the same patches, and the patches where they
     differ most. Effects are ``value - baseline``, so the ranks read "which patches matter most"."""
-    from scipy import stats
+    from interp.stats import kendall, spearman, top_k_overlap
 
     same = (
         exact.component == estimate.component and len(exact) == len(estimate)
@@ -924,17 +944,15 @@ def agreement(exact: PatchingResult, estimate: PatchingResult, top_k: int = 10, 
     a, b = exact.effects.double().numpy(), estimate.effects.double().numpy()
     k = min(top_k, len(a))
     constant = np.ptp(a) == 0 or np.ptp(b) == 0
-    rho = float("nan") if constant else float(stats.spearmanr(a, b).statistic)
-    tau = float("nan") if constant else float(stats.kendalltau(a, b).statistic)
     r = float("nan") if constant else float(np.corrcoef(a, b)[0, 1])
-    top_a = set(np.argsort(-np.abs(a), kind="stable")[:k].tolist())
-    top_b = set(np.argsort(-np.abs(b), kind="stable")[:k].tolist())
-    signs = float(np.mean([np.sign(a[i]) == np.sign(b[i]) for i in top_a]))
+    top_a = np.argsort(-np.abs(a), kind="stable")[:k]
+    signs = float(np.mean(np.sign(a[top_a]) == np.sign(b[top_a])))
+    overlap = round(top_k_overlap(a, b, k, by_abs=True) * k)
     frame = exact.to_frame().drop(columns=["value"]).rename(columns={"normalized": "exact"})
     frame["estimate"] = estimate.normalized.tolist()
     frame["difference"] = frame["estimate"] - frame["exact"]
     worst = frame.reindex(frame["difference"].abs().sort_values(ascending=False).index).head(n_worst)
-    return Agreement(rho, tau, r, len(top_a & top_b), k, signs, len(a), worst.reset_index(drop=True))
+    return Agreement(spearman(a, b), kendall(a, b), r, overlap, k, signs, len(a), worst.reset_index(drop=True))
 
 
 # ------------------------------------------------------------------------------------------------
@@ -953,7 +971,7 @@ def plot_patching(result: PatchingResult, normalized: bool = True, title: str | 
     col = "normalized" if normalized else "value"
     has_heads = frame["head"].notna().any()
     by_pos = result.position == "all"
-    pos_label = lambda p: (f"{p}: {result.token_labels[p]!r}" if result.token_labels and p < len(result.token_labels)  # noqa: E731
+    pos_label = lambda p: (f"{p}: {result.token_labels[p]!r}" if result.token_labels and p < len(result.token_labels)
                            else str(p))  # fmt: skip
     if has_heads and by_pos:
         frame["row"] = [f"L{l}H{h}" for l, h in zip(frame["layer"], frame["head"])]
