@@ -6,7 +6,7 @@ predicts ``f(xk)``; the curves give the normalised squared error ``(ŷ − y)² 
 random-θ control) and classical estimators (least squares, averaging, nearest neighbours, …), per function
 class and covariate shift. The dashed vertical line marks the trained prompt length: beyond it the
 model's position embeddings were never trained, and the question is whether a learned vector brings the
-error back down (DESIGN.md §1).
+error back down (docs/design.md §1).
 
 Inputs are the JSON files of the length-generalisation experiment, ``results/regression/<class>[_<shift>].json``::
 

@@ -3,7 +3,7 @@ models with learned absolute positions (the shipped checkpoints) and without (ro
 
 The shipped regression models add a learned position row per position; rows past the trained length ``T``
 never receive gradient, and most of their error past ``T`` goes away when the trained rows are reused
-(DESIGN.md §1). A task vector that "restores" long prompts there may only be patching positions. Models with
+(docs/design.md §1). A task vector that "restores" long prompts there may only be patching positions. Models with
 rotary attention or no positional embedding (``interp/regression/checkpoints/*_rotary``, ``*_nope``) have no
 untrained parameters at long lengths, so whatever degradation they show is about length itself (unseen
 relative distances, more context to average over), and an LTV that repairs it is repairing that.

@@ -9,7 +9,7 @@ For one shipped checkpoint (trained length ``T``) and an optional shift:
 2. evaluate on fresh test prompts with ``k = 1 .. 2T`` demonstrations: the model alone, +LTV, +FV,
    +random-θ, and least squares on the same points; mean normalised error per k with 95% CIs.
 
-Controls worth reading beside the result (DESIGN.md): most of the blow-up past ``T`` comes from
+Controls worth reading beside the result (docs/design.md): most of the blow-up past ``T`` comes from
 never-trained position embeddings, so a vector that "restores" long prompts may only be patching
 positions. ``run_length_experiment`` returns plain data (the schema the figures read)::
 
@@ -199,7 +199,7 @@ def run_length_experiment(
 
 def position_control(model):
     """The model with every never-trained position-embedding row replaced by the last trained row of the
-    same parity (x or y slot): the DESIGN.md control showing how much of the error past the trained length
+    same parity (x or y slot): the docs/design.md control showing how much of the error past the trained length
     is only about untrained positions. Only for learned absolute positions (rotary / NoPE have no rows)."""
     import copy
 

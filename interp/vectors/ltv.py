@@ -8,7 +8,7 @@ With ``ā[l, h]`` the mean contribution of head ``(l, h)`` at the final token ov
 of a *corrupted* prompt (shuffled labels or zero-shot). The model is frozen; θ is trained with Adam on
 the loss of the true answer (first-token cross-entropy for text, Huber for regression).
 
-How this implementation differs from the reference code (DESIGN.md §2), on purpose:
+How this implementation differs from the reference code (docs/design.md §2), on purpose:
 
 - the basis is the true per-head contribution ``z @ W_O[h]``; ``basis="chunks"`` reproduces the reference's
   residual-slice basis (the summed attention output cut into H slices) for comparison only;
