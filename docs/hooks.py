@@ -1,7 +1,8 @@
-"""MkDocs hook: an API page whose library module is missing from the checkout is left out of the site.
+"""MkDocs hook: the patching API page follows whatever shape `interp.patching` has in the checkout.
 
-`docs/api/patching.md` documents `interp.patching`; when that module is absent (a checkout from before it
-landed), the page and its nav entry are dropped so ``mkdocs build --strict`` still passes.
+`interp.patching` may be one module or a package of modules; the page lists the package and each public
+submodule it finds. When the library has no `interp.patching` at all (a checkout from before it landed), the
+page and its nav entry are dropped, so ``mkdocs build --strict`` passes either way.
 """
 
 from __future__ import annotations
@@ -9,38 +10,48 @@ from __future__ import annotations
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-#: API page (relative to docs/) -> the library file it documents
-OPTIONAL_PAGES = {"api/patching.md": "interp/patching.py"}
+PAGE = "api/patching.md"
+MARKER = "<!-- patching-modules -->"
 
 
-def _missing() -> set[str]:
-    return {page for page, module in OPTIONAL_PAGES.items() if not (ROOT / module).exists()}
+def _patching_modules() -> list[str]:
+    """``interp.patching`` and its public submodules, as they exist now (empty: no such module)."""
+    package = ROOT / "interp" / "patching"
+    if (package / "__init__.py").exists():
+        subs = sorted(p.stem for p in package.glob("*.py") if not p.stem.startswith("_"))
+        return ["interp.patching", *(f"interp.patching.{s}" for s in subs)]
+    return ["interp.patching"] if (ROOT / "interp" / "patching.py").exists() else []
 
 
-def _prune(nav, missing: set[str]):
+def _prune(nav, page: str):
     out = []
     for item in nav:
         if isinstance(item, dict):
             title, value = next(iter(item.items()))
             if isinstance(value, list):
-                out.append({title: _prune(value, missing)})
-            elif value not in missing:
+                out.append({title: _prune(value, page)})
+            elif value != page:
                 out.append(item)
-        elif item not in missing:
+        elif item != page:
             out.append(item)
     return out
 
 
 def on_config(config, **kwargs):
-    missing = _missing()
-    if missing and config.get("nav"):
-        config["nav"] = _prune(config["nav"], missing)
+    if not _patching_modules() and config.get("nav"):
+        config["nav"] = _prune(config["nav"], PAGE)
     return config
 
 
 def on_files(files, config, **kwargs):
-    for page in _missing():
-        found = files.get_file_from_path(page)
+    if not _patching_modules():
+        found = files.get_file_from_path(PAGE)
         if found is not None:
             files.remove(found)
     return files
+
+
+def on_page_markdown(markdown, page, config, files, **kwargs):
+    if page.file.src_uri == PAGE:
+        markdown = markdown.replace(MARKER, "\n\n".join(f"::: {m}" for m in _patching_modules()))
+    return markdown
