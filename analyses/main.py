@@ -12,13 +12,13 @@ Stages, each with its own progress bar, in the order they depend on each other:
    SmolLM2 run on the shared task suite, means over seeds), else from the cells of stages 1–2 (this run's
    built-in tasks).
 7. **regression** — error curves from ``results/regression/*.json``; when there are none, from
-   ``interp.regression.experiments.run_length_experiment`` if it exists, else from the shipped
+   ``analyses.regression_length.run_length_experiment`` if it exists, else from the shipped
    checkpoints' own curves (no task vectors; the README says so). Then, from the committed
    ``results/regression_positions/*.json`` (no computation): the same experiment on models with and without
    learned position rows (`analyses.regression_positions`); skipped when there are none.
 8. **science** — "is the LTV a task representation?": θ stability, head-count curve, controls, data
    efficiency, portability, drawn from the committed tables in ``results/science/`` (computed by
-   ``python -m interp.experiments``; hours of CPU, so never recomputed here: a missing table is a note).
+   ``interp science``; hours of CPU, so never recomputed here: a missing table is a note).
 
 Every expensive unit is cached under ``.cache/figures/<sha>.json`` keyed by everything it depends on
 (settings, model fingerprint, task content, stage code version), so a rerun with identical settings only
@@ -28,18 +28,16 @@ Outputs: ``<name>.html`` (sharing one ``plotly.min.js``) and ``<name>.png`` per 
 ``comparison_table.md``.
 
 Defaults (SmolLM2-135M, 4 built-in tasks, 10-shot) are sized for <= 15 min on 2 CPU cores, ``--quick``
-(2 tasks, smaller samples) for <= 3 min. ``python -m analyses.main --model tiny-gpt2 --quick`` runs the
+(2 tasks, smaller samples) for <= 3 min. ``interp figures --model tiny-gpt2 --quick`` runs the
 plumbing on a tiny random model (the tests do this).
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import os
 import statistics
-import sys
 import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -50,15 +48,9 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
-from analyses.common import (
-    AnalysisError,
-    FigureWriter,
-    ResultCache,
-    load_tensors,
-    save_tensors,
-    sha_of,
-    to_jsonable,
-)
+from analyses.common import AnalysisError
+from interp.plot.style import FigureWriter
+from interp.store import Store, digest, load_tensors, save_tensors, to_jsonable
 
 #: bump a stage's version when its computation changes, so old cache entries are not reused
 STAGE_VERSIONS = {"vectors": 1, "multitask": 1, "patching": 1, "sweep": 1, "regression": 1}
@@ -143,7 +135,7 @@ class FigureRun:
                  model=None):  # fmt: skip
         self.s = settings
         self.out = Path(out)
-        self.cache = ResultCache(Path(cache_dir), force=force)
+        self.cache = Store(Path(cache_dir), force=force, log=lambda m: None)
         self.writer = FigureWriter(self.out, png=png)
         self.progress = progress
         self._model = model
@@ -185,7 +177,7 @@ class FigureRun:
         t = self.task(name)
         return {
             "name": t.name,
-            "sha": sha_of([[p.input, p.output] for p in t.pairs]),
+            "sha": digest([[p.input, p.output] for p in t.pairs]),
             "splits": list(t.split_fractions),
         }
 
@@ -216,7 +208,7 @@ def _vector_settings(run: FigureRun) -> dict:
 
 def _cell(result, row: str, clean_correct: list[bool] | None) -> dict:
     """One comparison cell of this run (accuracy, CI, n, Todd's filtered accuracy), as `comparison_table` reads it."""
-    from interp.evaluation import wilson_interval
+    from interp.stats import wilson_interval
 
     d = result.to_dict()
     d.pop("meta", None)
@@ -239,8 +231,8 @@ def fit_tv_per_prompt(problem, config):
 
 def stage_vectors(run: FigureRun, tasks: list[str]) -> dict[str, dict]:
     """Stage 1: LTV / FV / TV per task, test-split cells, head-weight data; figures per task."""
-    from analyses.head_weights import head_weight_data, plot_head_weights
-    from analyses.layer_sweep import clean_icl_result
+    from interp.plot.heads import head_weight_data, plot_head_weights
+    from interp.plot.layers import clean_icl_result
     from interp.problems import run_prefix
     from interp.vectors import FVConfig, LTVConfig, TVConfig, fit_fv, fit_ltv
 
@@ -281,7 +273,7 @@ def stage_vectors(run: FigureRun, tasks: list[str]) -> dict[str, dict]:
             }  # fmt: skip
 
         res = run.cache.get_or_compute(key, compute)
-        res["_folder"] = str(run.cache.folder(key))
+        res["_folder"] = str(run.cache.folder_of(key))
         out[name] = res
         fig, _ = plot_head_weights(pd.DataFrame(res["head_weights"]), top_k=run.s.top_k)
         acc = {c["row"]: c["accuracy"] for c in res["cells"] if c["setting"] == "shuffled"}
@@ -295,7 +287,7 @@ def stage_vectors(run: FigureRun, tasks: list[str]) -> dict[str, dict]:
 
 def stage_multitask(run: FigureRun, tasks: list[str], vec_results: dict) -> dict | None:
     """Stage 2: one LTV θ shared by all tasks (each with its own ā)."""
-    from analyses.head_weights import multitask_head_weight_data, plot_multitask_head_weights
+    from interp.plot.heads import multitask_head_weight_data, plot_multitask_head_weights
     from interp.vectors import LTVConfig, fit_ltv
 
     if not run.s.multitask or len(tasks) < 2:
@@ -322,7 +314,7 @@ def stage_multitask(run: FigureRun, tasks: list[str], vec_results: dict) -> dict
 
     for _ in run.bar(range(1), "[2/7] multi-task LTV"):
         res = run.cache.get_or_compute(key, compute)
-    res["_folder"] = str(run.cache.folder(key))
+    res["_folder"] = str(run.cache.folder_of(key))
     fig, _ = plot_multitask_head_weights(pd.DataFrame(res["head_weights"]), top_k=run.s.top_k)
     run.save(fig, "head_weights_multitask",
              f"Multi-task LTV trained on {len(tasks)} tasks at once: the shared θ (left) and, per task, the size "
@@ -334,7 +326,7 @@ def stage_patching(run: FigureRun, task: str, vec_res: dict) -> dict:
     """Stage 3: activation / attribution patching vs LTV and FV head scores, for one task."""
     from analyses.patching import compare_head_scores, head_score_frame, patching_scores, reading
 
-    key = run.key("patching", task=run.task_id(task), vectors=sha_of(vec_res["head_weights"]), n=run.s.patch_n,
+    key = run.key("patching", task=run.task_id(task), vectors=digest(vec_res["head_weights"]), n=run.s.patch_n,
                   shots=run.s.shots, seed=run.s.seed)  # fmt: skip
 
     def compute(folder: Path) -> dict:
@@ -371,13 +363,13 @@ def sweep_layers(n_layers: int, every: int) -> list[int]:
 
 def stage_sweep(run: FigureRun, task: str, vec_res: dict) -> dict:
     """Stage 4: accuracy vs injection layer for FV, TV and single-layer LTVs, for one task."""
-    from analyses.layer_sweep import compute_layer_sweep, plot_layer_sweep
+    from interp.plot.layers import compute_layer_sweep, plot_layer_sweep
     from interp.vectors import LTVConfig, load_vector
 
     n_layers = vec_res["n_layers"]
     layers = sweep_layers(n_layers, run.s.sweep_every)
     vector_layers = sweep_layers(n_layers, run.s.sweep_vector_every)
-    key = run.key("sweep", task=run.task_id(task), vectors=sha_of(vec_res["head_weights"]), layers=layers,
+    key = run.key("sweep", task=run.task_id(task), vectors=digest(vec_res["head_weights"]), layers=layers,
                   vector_layers=vector_layers,
                   ltv_steps=run.s.sweep_ltv_steps, ltv_lr=run.s.sweep_ltv_lr, **_vector_settings(run))  # fmt: skip
 
@@ -414,7 +406,7 @@ def stage_sweep(run: FigureRun, task: str, vec_res: dict) -> dict:
 
 def stage_geometry(run: FigureRun, tasks: list[str], vec_results: dict, multi: dict | None) -> dict:
     """Stage 5: cosine similarities of task vectors and 2-D PCA of per-prompt vectors (cached tensors only)."""
-    from analyses.geometry import center_across_tasks, plot_cosine_similarity, plot_pca
+    from interp.plot.geometry import center_across_tasks, plot_cosine_similarity, plot_pca
     from interp.vectors import load_vector
 
     bar = run.bar(range(2), "[5/7] geometry")
@@ -463,7 +455,8 @@ def stage_geometry(run: FigureRun, tasks: list[str], vec_results: dict, multi: d
 
 def stage_comparison(run: FigureRun, vec_results: dict, multi: dict | None) -> dict:
     """Stage 6: the comparison table as a figure and as Markdown."""
-    from analyses.comparison_table import comparison_markdown, load_comparison, plot_comparison_table
+    from interp.plot.table import comparison_frame, plot_comparison_table
+    from interp.sweep.report import load_comparison, to_markdown
 
     bar = run.bar(range(1), "[6/7] comparison table")
     report = load_comparison(run.s.comparison_sweep)
@@ -481,7 +474,7 @@ def stage_comparison(run: FigureRun, vec_results: dict, multi: dict | None) -> d
             f"Comparison table drawn from this run's cells: the sweep store {run.s.comparison_sweep} does not exist yet."
         )
     fig, df = plot_comparison_table(report)
-    md = comparison_markdown(report)
+    md = to_markdown(comparison_frame(report))
     (run.out / "comparison_table.md").write_text(f"# Text comparison\n\nSource: {source}.\n{md}")
     bar.update(1)
     bar.close()
@@ -493,7 +486,7 @@ def stage_comparison(run: FigureRun, vec_results: dict, multi: dict | None) -> d
 
 def stage_regression(run: FigureRun) -> dict | None:
     """Stage 7: regression error curves (experiment JSONs, else the experiment API, else shipped checkpoints)."""
-    from analyses.regression_curves import curves_frame, load_regression_results, plot_regression_curves
+    from interp.plot.regression import curves_frame, load_regression_results, plot_regression_curves
 
     bar = run.bar(range(1), "[7/7] regression curves")
     records = load_regression_results(run.s.regression_dir)
@@ -545,7 +538,7 @@ def stage_regression_positions(run: FigureRun) -> dict | None:
     records = load_position_results(root)
     if not records:
         return None
-    source = f"`{root}/*.json` ({len(records)} checkpoints; scripts/regression_positions.py)"
+    source = f"`{root}/*.json` ({len(records)} checkpoints; interp regress positions)"
     fig, _ = plot_position_curves(records)
     run.save(fig, CURVES_FIGURE,
              "Regression past the trained length on models with learned absolute positions (the shipped checkpoints) "
@@ -559,10 +552,10 @@ def stage_regression_positions(run: FigureRun) -> dict | None:
 
 
 def _regression_fallback(run: FigureRun) -> tuple[list[dict], str]:
-    from analyses.regression_curves import shipped_checkpoint_curves
+    from interp.plot.regression import shipped_checkpoint_curves
 
     try:
-        from interp.regression.experiments import run_length_experiment  # type: ignore[import-not-found]
+        from analyses.regression_length import run_length_experiment  # type: ignore[import-not-found]
     except ImportError:
         run_length_experiment = None
     from interp.regression import FUNCTION_CLASSES, shipped_checkpoint_dir
@@ -570,7 +563,7 @@ def _regression_fallback(run: FigureRun) -> tuple[list[dict], str]:
     classes = [
         fc for fc in sorted(FUNCTION_CLASSES) if (shipped_checkpoint_dir(fc) / "model.safetensors").exists()
     ]
-    ckpt_ids = {fc: sha_of((shipped_checkpoint_dir(fc) / "config.json").read_text()) for fc in classes}
+    ckpt_ids = {fc: digest((shipped_checkpoint_dir(fc) / "config.json").read_text()) for fc in classes}
     if run_length_experiment is not None:
         records = []
         for fc in classes:
@@ -581,7 +574,7 @@ def _regression_fallback(run: FigureRun) -> tuple[list[dict], str]:
                     key, lambda folder, fc=fc: run_length_experiment(fc, quick=run.s.quick)
                 )
             )
-        run.notes.append("Regression curves computed with interp.regression.experiments.run_length_experiment "
+        run.notes.append("Regression curves computed with analyses.regression_length.run_length_experiment "
                          f"(quick={run.s.quick}); {run.s.regression_dir} had no results.")  # fmt: skip
         return records, f"run_length_experiment(quick={run.s.quick}) on the shipped checkpoints"
     key = {"stage": "regression", "version": STAGE_VERSIONS["regression"], "kind": "shipped", "checkpoints": ckpt_ids,
@@ -589,7 +582,7 @@ def _regression_fallback(run: FigureRun) -> tuple[list[dict], str]:
     res = run.cache.get_or_compute(key, lambda folder: {"records": shipped_checkpoint_curves(
         classes, n_prompts=run.s.regression_prompts, seed=run.s.seed)})  # fmt: skip
     note = (f"Regression curves are the shipped checkpoints' own (model + baselines, {run.s.regression_prompts} prompts): "
-            f"{run.s.regression_dir} has no results and interp.regression.experiments is not importable yet.")  # fmt: skip
+            f"{run.s.regression_dir} has no results and analyses.regression_length is not importable yet.")  # fmt: skip
     print(f"[figures] {note}")
     run.notes.append(note)
     return res[
@@ -599,15 +592,15 @@ def _regression_fallback(run: FigureRun) -> tuple[list[dict], str]:
 
 def stage_science(run: FigureRun) -> dict:
     """Stage 8: the issue-12 figures from ``results/science/*.json`` (never recomputed here; see the docstring)."""
-    from analyses import science
+    from analyses.science.figures import draw_all
 
     bar = run.bar(range(1), "[8/8] science figures")
-    drawn, missing = science.draw_all(run.save, run.s.science_dir)
+    drawn, missing = draw_all(run.save, run.s.science_dir)
     bar.update(1)
     bar.close()
     if missing:
         run.notes.append(f"Science figures skipped for missing tables {', '.join(missing)} in {run.s.science_dir}/: "
-                         "compute them with `python -m interp.experiments run ...` then `... summarise`.")  # fmt: skip
+                         "compute them with `interp science run ...` then `... summarise`.")  # fmt: skip
     claims = Path("results/claims.json")
     verdicts = json.loads(claims.read_text())["claims"] if claims.exists() else []
     return {"figures": drawn, "missing": missing,
@@ -678,7 +671,7 @@ def run_figures(
     summary = _write_outputs(run, tasks)
     if progress:
         print(f"[figures] wrote {len(run.writer.written)} figures to {run.out}/ in {run.timings['total']} s "
-              f"(cache: {run.cache.hits} reused, {run.cache.misses} computed)")  # fmt: skip
+              f"(cache: {run.cache.reused} reused, {run.cache.computed} computed)")  # fmt: skip
     return summary
 
 
@@ -699,8 +692,8 @@ def _write_outputs(run: FigureRun, tasks: list[str]) -> dict:
         "cache": {
             "dir": str(run.cache.root),
             "keys": run.cache.keys,
-            "hits": run.cache.hits,
-            "misses": run.cache.misses,
+            "hits": run.cache.reused,
+            "misses": run.cache.computed,
             "unit_compute_s": run.cache.compute_s,
             "total_compute_s": round(sum(run.cache.compute_s.values()), 1),
         },
@@ -751,7 +744,7 @@ def _readme(run: FigureRun, tasks: list[str], notes: list[str]) -> str:
         + f"` (`analyses/main.py`): model `{s.model}`, tasks {', '.join(f'`{t}`' for t in tasks)}"
         + f" ({'built-in' if not s.tasks_dir else s.tasks_dir}), {s.shots}-shot, seed {s.seed}, n_test={s.n_test} per cell; "
         + f"this run took {run.timings.get('total', '?')} s wall time with {torch.get_num_threads()} torch thread(s) "
-        + f"(cache: {run.cache.hits} units reused, {run.cache.misses} computed; computing every unit took "
+        + f"(cache: {run.cache.reused} units reused, {run.cache.computed} computed; computing every unit took "
         + f"{round(sum(run.cache.compute_s.values()))} s when it was first computed).",
         "",
         "Every number behind these figures, with the settings and seeds, is in [results.json](results.json). "
@@ -777,26 +770,3 @@ def cmd_figures(args) -> int:
     model = getattr(args, "model", None) or os.environ.get("INTERP_FIGURES_MODEL")
     run_figures(args.out, quick=args.quick, force=args.force, tasks_dir=args.tasks_dir, model=model)
     return 0
-
-
-def main(argv=None) -> int:
-    import warnings
-
-    warnings.filterwarnings("ignore", message=".*HookedTransformer is deprecated.*")
-    p = argparse.ArgumentParser(prog="python -m analyses.main", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
-    p.add_argument("--quick", action="store_true", help="smaller samples, 2 tasks (<= 3 min)")
-    p.add_argument("--force", action="store_true", help="recompute even if cached")
-    p.add_argument("--out", default="figures")
-    p.add_argument("--tasks-dir", default=None)
-    p.add_argument("--model", default=None, help=argparse.SUPPRESS)  # hidden: tiny models for tests
-    args = p.parse_args(argv)
-    try:
-        return cmd_figures(args)
-    except (AnalysisError, FileNotFoundError) as err:
-        print(f"figures: error: {err}", file=sys.stderr)
-        return 2
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -8,8 +8,8 @@ rotary attention or no positional embedding (``interp/regression/checkpoints/*_r
 untrained parameters at long lengths, so whatever degradation they show is about length itself (unseen
 relative distances, more context to average over), and an LTV that repairs it is repairing that.
 
-Inputs: ``results/regression_positions/<checkpoint>.json``, written by ``scripts/regression_positions.py run``
-(`interp.regression.experiments.run_length_experiment`: curves, per-range summaries with 95% CIs, and paired
+Inputs: ``results/regression_positions/<checkpoint>.json``, written by ``interp regress positions run``
+(`analyses.regression_length.run_length_experiment`: curves, per-range summaries with 95% CIs, and paired
 per-prompt differences between methods). Outputs:
 
 - `plot_position_curves`: error vs number of examples, one panel per checkpoint, every method and control;
@@ -30,8 +30,9 @@ from pathlib import Path
 import pandas as pd
 import plotly.graph_objects as go
 
-from analyses.common import AnalysisError, style
-from analyses.regression_curves import curves_frame, plot_regression_curves
+from analyses.common import AnalysisError
+from interp.plot.style import style
+from interp.plot.regression import curves_frame, plot_regression_curves
 
 __all__ = [
     "load_position_results",
@@ -44,7 +45,7 @@ __all__ = [
 
 CURVES_FIGURE = "regression_positions_curves"
 SUMMARY_FIGURE = "regression_positions_summary"
-POS_CONTROL = "model, trained pos. rows reused"  # the names of interp.regression.experiments' curves
+POS_CONTROL = "model, trained pos. rows reused"  # the names of analyses.regression_length' curves
 WINDOW_CONTROL = "model, last T points only"
 METHODS = ["model", "model+LTV", "model+FV", "model+random-θ", POS_CONTROL, WINDOW_CONTROL]
 RANGES = {"beyond_1-1.5x": "1–1.5× trained length", "beyond_1.5-2x": "1.5–2× trained length"}
@@ -67,12 +68,12 @@ def load_position_results(root: str | Path = "results/regression_positions") -> 
             rec = json.loads(path.read_text())
         except json.JSONDecodeError as err:
             raise AnalysisError(
-                f"{path} is not valid JSON ({err}); rerun scripts/regression_positions.py run"
+                f"{path} is not valid JSON ({err}); rerun interp regress positions run"
             ) from None
         if "summary" not in rec or "paired" not in rec or "curves" not in rec:
             raise AnalysisError(
                 f"{path} lacks 'summary' / 'paired' / 'curves': it was not written by "
-                "scripts/regression_positions.py run (rerun it with --force)"
+                "interp regress positions run (rerun it with --force)"
             )
         rec.setdefault("checkpoint", path.stem)
         rec.setdefault("positional_embedding_type", "standard")
@@ -90,7 +91,7 @@ def plot_position_curves(records: list[dict]):
     """Error vs k, one panel per checkpoint (model, LTV, FV, random-θ, controls, least squares); ``(fig, df)``."""
     if not records:
         raise AnalysisError(
-            "no regression-position results to plot (run scripts/regression_positions.py run ...)"
+            "no regression-position results to plot (run interp regress positions run ...)"
         )
     relabelled = [{**r, "function_class": position_label(r), "shift": None} for r in records]
     fig, df = plot_regression_curves(
@@ -123,7 +124,7 @@ def plot_position_summary(records: list[dict]):
     df = _range_frame(records)
     if df.empty:
         raise AnalysisError(
-            "no regression-position results to plot (run scripts/regression_positions.py run ...)"
+            "no regression-position results to plot (run interp regress positions run ...)"
         )
     from plotly.subplots import make_subplots
 
@@ -288,5 +289,5 @@ def position_table(records: list[dict]) -> str:
 
 
 def curves_of(records: list[dict]) -> pd.DataFrame:
-    """The tidy curve frame of `analyses.regression_curves`, one 'function_class' per checkpoint label."""
+    """The tidy curve frame of `interp.plot.regression_curves`, one 'function_class' per checkpoint label."""
     return curves_frame([{**r, "function_class": position_label(r), "shift": None} for r in records])

@@ -42,8 +42,8 @@ from jaxtyping import Float
 from torch import Tensor
 
 from interp.activations import HeadActivations, head_activations
-from interp.engine import FrozenPrefix, build_prefixes
-from interp.evaluation import Result, TokenScores, check_n, to_result
+from interp.engine import FrozenPrefix, build_prefixes, final_logits
+from interp.results import Result, TokenScores, check_n, to_result
 from interp.prompts import SETTINGS, PromptBatch, PromptError, get_template, model_prompts
 from interp.tasks import Task
 
@@ -288,7 +288,43 @@ class Problem(ABC):
 
     @abstractmethod
     def result(self, outputs: Tensor, batch, method: str, meta: dict | None = None) -> Result:
-        """A labelled `interp.evaluation.Result` (per-row scores, CI) for reporting."""
+        """A labelled `interp.results.Result` (per-row scores, CI) for reporting."""
+
+    @torch.no_grad()
+    def score(
+        self,
+        setting: str,
+        hooks=(),
+        *,
+        split: str = "test",
+        n: int | None = 100,
+        seed: int = 0,
+        label: str = "none",
+        meta: dict | None = None,
+        full_forward: bool = False,
+    ) -> Result:
+        """Score the model under ``hooks`` (final-token interventions) on ``(setting, split, n, seed)``'s prompts.
+
+        The one scoring path of `interp.evaluate` and `TaskVector.evaluate`: the prompts' frozen prefix is
+        built once (and cached), each sub-batch runs only its final token. ``full_forward`` runs whole prompts
+        instead (clean ICL: one pass, no prefix worth caching).
+        """
+        check_n(n)
+        if full_forward:
+            batch = self.batch(setting, split, n, seed)
+            outs = []
+            for start in range(0, len(batch), 16):
+                sub = batch.select(range(start, min(start + 16, len(batch))))
+                outs.append(final_logits(self.model, sub.inputs, sub.attention_mask, list(hooks)))
+            out = torch.cat(outs)
+        else:
+            batch, prefix = self.prefix(setting, split, n, seed)
+            hooks = list(hooks)
+            out = run_prefix(prefix, lambda idx: hooks)
+        info: dict[str, Any] = {"problem_seed": self.seed, "eval_seed": seed, "split": split, **(meta or {})}
+        if n is not None and len(batch) < n:
+            info["n_requested"] = n
+        return self.result(out, batch, method=label, meta=info)
 
     def better(self, a: float, b: float) -> bool:
         """Is metric value ``a`` better than ``b``?"""

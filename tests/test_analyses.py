@@ -11,7 +11,9 @@ import plotly.graph_objects as go
 import pytest
 import torch
 
-from analyses.common import AnalysisError, ResultCache, head_frame, png_available, spearman, top_heads
+from interp.plot.style import PlotError, head_frame, png_available, top_heads
+from interp.stats import spearman
+from interp.store import Store
 
 
 # ----------------------------------------------------------------------------------------------- fixtures
@@ -79,27 +81,31 @@ def test_head_frame_and_helpers():
     assert top_heads(torch.tensor([[0.0, -5.0], [2.0, 1.0]]), 2) == [(1, 0), (1, 1)]
     assert top_heads(torch.tensor([[0.0, -5.0], [2.0, 1.0]]), 1, by_abs=True) == [(0, 1)]
     assert spearman([1, 2, 3], [10, 20, 30]) == pytest.approx(1.0)
-    with pytest.raises(AnalysisError, match="2-D"):
+    with pytest.raises(PlotError, match="2-D"):
         head_frame({"a": torch.zeros(3)})
 
 
-def test_result_cache_counts_and_force(tmp_path):
+def test_store_counts_force_and_truncated_cells(tmp_path):
     calls = []
-    cache = ResultCache(tmp_path)
+    cache = Store(tmp_path)
     key = {"stage": "x", "n": 1}
     compute = lambda folder: calls.append(folder) or {"value": np.float64(1.5), "t": torch.tensor([1, 2])}
     assert cache.get_or_compute(key, compute) == {"value": 1.5, "t": [1, 2]}
     assert cache.get_or_compute(key, compute) == {"value": 1.5, "t": [1, 2]}
-    assert (cache.misses, cache.hits, len(calls)) == (1, 1, 1) and cache.path(key).exists()
-    ResultCache(tmp_path, force=True).get_or_compute(key, compute)
+    path = cache.path(cache.key(key))
+    assert (cache.computed, cache.reused, len(calls)) == (1, 1, 1) and path.exists()
+    Store(tmp_path, force=True).get_or_compute(key, compute)
     assert len(calls) == 2
-    cache.path(key).write_text("{truncated")  # an interrupted write is recomputed, not an error
+    path.write_text("{truncated")  # an interrupted write is recomputed, not an error
     assert cache.get_or_compute(key, compute)["value"] == 1.5 and len(calls) == 3
+    read_only = Store(tmp_path / "empty", read_only=True)
+    with pytest.raises(LookupError, match="has not been computed"):
+        read_only.get_or_compute(key, compute)
 
 
 # ----------------------------------------------------------------------------------------------- 1. head weights
 def test_head_weights_figure_and_data(fitted):
-    from analyses.head_weights import plot_head_weights, plot_multitask_head_weights
+    from interp.plot.heads import plot_head_weights, plot_multitask_head_weights
 
     ltv, fv = fitted["ltv"], fitted["fv"]
     n_layers, n_heads = ltv.theta.shape
@@ -128,13 +134,13 @@ def test_head_weights_figure_and_data(fitted):
 
 
 def test_head_weights_bad_input(fitted):
-    from analyses.head_weights import plot_head_weights
+    from interp.plot.heads import plot_head_weights
 
-    with pytest.raises(AnalysisError, match="LearnedTaskVector"):
+    with pytest.raises(PlotError, match="LearnedTaskVector"):
         plot_head_weights(fitted["fv"])
-    with pytest.raises(AnalysisError, match="lacks columns"):
+    with pytest.raises(PlotError, match="lacks columns"):
         plot_head_weights(pd.DataFrame({"layer": [0]}))
-    with pytest.raises(AnalysisError, match="top_k"):
+    with pytest.raises(PlotError, match="top_k"):
         plot_head_weights(fitted["ltv"], top_k=0)
 
 
@@ -179,7 +185,7 @@ def test_patch_single_head_matches_scores(fitted):
     # float32 noise of two batchings is relative to the largest effect, not to this (possibly tiny) one
     scale = float(scores["act_patch"].abs().max())
     assert df.delta.mean() == pytest.approx(float(scores["act_patch"][1, 2]), rel=1e-4, abs=1e-4 * scale)
-    with pytest.raises(AnalysisError, match="does not exist"):
+    with pytest.raises(PlotError, match="does not exist"):
         patch_single_head(fitted["problem"], 9, 0)
 
 
@@ -205,13 +211,13 @@ def test_compare_head_scores(fitted):
     titles = _axis_titles(fig)
     assert "activation patching (ΔP)" in titles and "LTV |θ|·‖ā‖" in titles
     assert "Attribution patching is a good" in reading(stats)
-    with pytest.raises(AnalysisError, match="at least two"):
+    with pytest.raises(PlotError, match="at least two"):
         head_score_frame(ltv=fitted["ltv"])
 
 
 # ----------------------------------------------------------------------------------------------- 3. layer sweep
 def test_layer_sweep(fitted):
-    from analyses.layer_sweep import compute_layer_sweep, plot_layer_sweep
+    from interp.plot.layers import compute_layer_sweep, plot_layer_sweep
 
     p = fitted["problem"]
     n_layers = p.model.cfg.n_layers
@@ -237,15 +243,15 @@ def test_layer_sweep(fitted):
     fig, same = plot_layer_sweep(df)
     assert same is df and "injection layer" in _axis_titles(fig)
     assert any("test accuracy" in (t or "") for t in _axis_titles(fig))
-    with pytest.raises(AnalysisError, match="out of range"):
+    with pytest.raises(PlotError, match="out of range"):
         compute_layer_sweep(p, fitted["fv"], ltv_layers=[99], ltv_config=fitted["ltv_cfg"])
-    with pytest.raises(AnalysisError, match="ltv_config"):
+    with pytest.raises(PlotError, match="ltv_config"):
         compute_layer_sweep(p, ltv_layers=[0])
 
 
 # ----------------------------------------------------------------------------------------------- 4. regression
 def test_regression_curves_from_json(tmp_path):
-    from analyses.regression_curves import load_regression_results, plot_regression_curves
+    from interp.plot.regression import load_regression_results, plot_regression_curves
 
     records = load_regression_results(_fake_regression(tmp_path))
     assert len(records) == 2
@@ -266,13 +272,14 @@ def test_regression_curves_from_json(tmp_path):
     (tmp_path / "regression" / "bad.json").write_text(
         json.dumps({"k": [1, 2], "curves": {"model": {"mean": [1]}}})
     )
-    with pytest.raises(AnalysisError, match="has 1 points"):
+    with pytest.raises(PlotError, match="has 1 points"):
         load_regression_results(tmp_path / "regression")
 
 
 # ----------------------------------------------------------------------------------------------- 5. comparison
 def test_comparison_table():
-    from analyses.comparison_table import comparison_frame, comparison_markdown, plot_comparison_table
+    from interp.plot.table import comparison_frame, plot_comparison_table
+    from interp.sweep.report import to_markdown
 
     cells = [{"task": t, "setting": "icl", "row": "ICL (clean)", "accuracy": 0.9, "ci_low": 0.8, "ci_high": 0.95, "n": 20}
              for t in ("a", "b")]  # fmt: skip
@@ -298,14 +305,14 @@ def test_comparison_table():
         and list(heat[0].y) == ["none", "ICL (clean)", "FV", "LTV"]
     )
     assert "method" in _axis_titles(fig)
-    assert "| method |" in comparison_markdown(report)
-    with pytest.raises(AnalysisError, match="no cells"):
+    assert "| method |" in to_markdown(comparison_frame(report))
+    with pytest.raises(PlotError, match="no cells"):
         comparison_frame({"cells": []})
 
 
 # ----------------------------------------------------------------------------------------------- 6. geometry
 def test_geometry(fitted):
-    from analyses.geometry import (
+    from interp.plot.geometry import (
         center_across_tasks,
         method_vectors,
         nearest_centroid_accuracy,
@@ -328,7 +335,7 @@ def test_geometry(fitted):
     fig, pca = plot_pca({"panel": groups})
     assert len(pca) == 11 and list(pca.columns) == ["panel", "task", "prompt", "pc1", "pc2"]
     assert any(t and t.startswith("PC1") for t in _axis_titles(fig))
-    with pytest.raises(AnalysisError):
+    with pytest.raises(PlotError):
         plot_cosine_similarity({("LTV", "a"): vecs["LTV"]})
 
 
@@ -387,7 +394,7 @@ def test_main_quick_writes_everything_and_caches(tmp_path, tiny_gpt2):
     readme = (out / "README.md").read_text()
     assert all(f"({name}.html)" in readme for name in names)
     assert first["cache"]["misses"] == 5 and first["cache"]["hits"] == 0
-    assert len(list(cache.glob("*.json"))) == 5
+    assert len(list(cache.glob("cells/*.json"))) == 5
 
     second = run_figures(out, **kwargs)
     assert second["cache"]["misses"] == 0 and second["cache"]["hits"] == 5  # nothing recomputed
@@ -397,7 +404,7 @@ def test_main_quick_writes_everything_and_caches(tmp_path, tiny_gpt2):
 
 
 def test_main_without_browser_writes_html_and_says_so(tmp_path, tiny_gpt2, monkeypatch, capsys):
-    import analyses.common as common
+    import interp.plot.style as common
     from analyses.main import run_figures
 
     monkeypatch.setattr(common, "png_available", lambda: (False, "no browser (test)"))
@@ -425,7 +432,7 @@ def test_cli_figures_dispatch(tmp_path, monkeypatch):
 def test_settings_errors():
     from analyses.main import FigureSettings
 
-    with pytest.raises(AnalysisError, match="unknown figure settings"):
+    with pytest.raises(PlotError, match="unknown figure settings"):
         FigureSettings.for_run(nope=1)
     quick = FigureSettings.for_run(quick=True)
     assert quick.n_tasks == 2 and quick.quick and FigureSettings.for_run().n_tasks == 4
@@ -438,7 +445,7 @@ def test_settings_errors():
 
 
 def test_evaluate_from_layer_equals_full_evaluation(fitted):
-    from analyses.layer_sweep import evaluate_from_layer
+    from interp.plot.layers import evaluate_from_layer
 
     p, cache = fitted["problem"], {}
     for vec in (fitted["fv"], fitted["tv"]):
@@ -450,7 +457,8 @@ def test_evaluate_from_layer_equals_full_evaluation(fitted):
 
 
 def test_comparison_loader_reads_sweep_store(tmp_path):
-    from analyses.comparison_table import load_comparison, plot_comparison_table
+    from interp.plot.table import plot_comparison_table
+    from interp.sweep.report import load_comparison
     from interp.sweep.store import Store
 
     assert load_comparison(tmp_path / "absent") is None

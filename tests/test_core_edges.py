@@ -9,9 +9,8 @@ import torch
 
 from interp.activations import final_token_resid, head_contributions, mean_head_activations
 from interp.engine import FrozenPrefix, build_prefixes, final_logits
-from interp.evaluation import (
-    EvaluationError, Result, check_n, mean_ci, newcombe_paired_interval, paired_bootstrap_interval, wilson_interval,
-)  # fmt: skip
+from interp.results import EvaluationError, Result, check_n
+from interp.stats import mean_ci, newcombe_paired_interval, paired_bootstrap_interval, wilson_interval
 from interp.interventions import InterventionError, patch_head
 from interp.problems import TextProblem
 

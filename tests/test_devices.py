@@ -52,9 +52,9 @@ def test_meta_default_catches_cpu_created_tensors():
 
 
 def test_text_paths_create_tensors_on_the_model_device(text_problem):
-    from analyses.layer_sweep import compute_layer_sweep
+    from interp.plot.layers import compute_layer_sweep
     from analyses.patching import patching_scores
-    from interp.evaluation import evaluate_batch
+    from interp.results import evaluate_batch
     from interp.prompts import model_prompts
 
     p = text_problem

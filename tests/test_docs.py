@@ -61,7 +61,7 @@ def test_results_pages_are_fresh(monkeypatch):
 
     pages = render_pages()
     stale = [name for name, text in pages.items() if (ROOT / "docs/results" / name).read_text() != text]
-    assert not stale, f"stale results pages {stale}: run `python -m analyses.docs_pages` and commit docs/results/"
+    assert not stale, f"stale results pages {stale}: run `interp docs` and commit docs/results/"
     extra = {p.name for p in (ROOT / "docs/results").glob("*.md")} - set(pages)
     assert not extra, f"docs/results/ holds pages the generator does not write: {sorted(extra)}"
 

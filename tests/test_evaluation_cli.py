@@ -11,15 +11,8 @@ import torch
 
 import interp
 from interp.cli import main
-from interp.evaluation import (
-    EvaluationError,
-    Result,
-    ResultTable,
-    TokenScores,
-    newcombe_paired_interval,
-    paired_bootstrap_interval,
-    wilson_interval,
-)  # fmt: skip
+from interp.results import EvaluationError, Result, ResultTable, TokenScores
+from interp.stats import StatsError, newcombe_paired_interval, paired_bootstrap_interval, wilson_interval
 
 
 # ------------------------------------------------------------------------------------------ intervals
@@ -70,7 +63,7 @@ def test_newcombe_symmetry_and_identical_outcomes():
     assert d == pytest.approx(-d2) and low == pytest.approx(-high2) and high == pytest.approx(-low2)
     same = newcombe_paired_interval(x, x)
     assert same[0] == 0 and same[1] < 0 < same[2] and same[2] - same[1] < 0.1  # agree everywhere: narrow
-    with pytest.raises(EvaluationError, match="equal lengths"):
+    with pytest.raises(StatsError, match="equal lengths"):
         newcombe_paired_interval([1, 0], [1])
 
 

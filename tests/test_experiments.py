@@ -9,8 +9,10 @@ import numpy as np
 import pytest
 import torch
 
-from interp.experiments import ExperimentSettings, UnitStore
-from interp.experiments.units import Context, MissingUnit, fisher_z_interval, paired_difference
+from analyses.science import ExperimentSettings, UnitStore
+from analyses.science.units import Context, MissingUnit
+from interp.stats import fisher_z_interval
+from interp.stats import paired_bootstrap as paired_difference
 from interp.problems import TextProblem, run_prefix
 from interp.vectors import (
     LearnedTaskVector, LTVConfig, SteeringConfig, SteeringVector, VectorError, fit, fit_ltv, fit_steering, load_vector,
@@ -122,7 +124,7 @@ def test_train_halves_are_disjoint_and_share_valid_test(tiny_gpt2):
 
 
 def test_stability_statistics_on_known_fits():
-    from interp.experiments.stability import compare, summarise_task
+    from analyses.science.stability import compare, summarise_task
 
     rng = np.random.default_rng(0)
     theta = rng.normal(size=(3, 4))
@@ -154,9 +156,9 @@ def test_intervals():
 
 def test_end_to_end_units_claims_and_figures(tiny_gpt2, tmp_path, monkeypatch):
     """Every phase on two built-in tasks of a tiny model, then the claims and the five figures."""
-    from analyses import science
-    from interp.experiments import claims as claims_mod
-    from interp.experiments.__main__ import run_phase
+    from analyses.science import figures as science
+    from analyses.science import claims as claims_mod
+    from analyses.science.phases import run_phase
 
     tasks = ["builtin:antonym", "builtin:capitalize"]
     root, troot = tmp_path / "units", tmp_path / "tensors"
@@ -183,7 +185,7 @@ def test_end_to_end_units_claims_and_figures(tiny_gpt2, tmp_path, monkeypatch):
         assert len(df) > 0 and len(fig.data) > 0
     assert report["tables"]["controls"]
     # stage 8 of the figures job draws the five figures from those tables and names any missing one
-    from analyses.science import draw_all
+    from analyses.science.figures import draw_all
 
     saved = []
     drawn, missing = draw_all(lambda fig, name, caption: saved.append(name), tmp_path / "science")
@@ -211,8 +213,8 @@ def _fake_sweep(root, thetas: dict, acc: float = 0.5):
 
 
 def test_stability_from_sweep_artifacts_by_hand(tmp_path):
-    from interp.experiments.claims import seed_stability_claim
-    from interp.experiments.sweep_stability import stability_table
+    from analyses.science.claims import seed_stability_claim
+    from analyses.science.sweep_stability import stability_table
 
     g = torch.Generator().manual_seed(0)
     base = {t: torch.randn(6, 5, generator=g) for t in ("a", "b", "c", "d")}
@@ -231,7 +233,7 @@ def test_stability_from_sweep_artifacts_by_hand(tmp_path):
     assert claim["verdict"] == "supported"
     assert claim["evidence"]["spearman_theta_seeds_mean_over_tasks"]["mean"] == pytest.approx(1.0)
     assert claim["evidence"]["top10_overlap_chance"] == pytest.approx(100 / 30)
-    from interp.experiments.sweep_stability import sweep_fits
+    from analyses.science.sweep_stability import sweep_fits
 
     assert np.allclose(sweep_fits(tmp_path / "same")["a"]["seed 0"]["head_scores"], expected.numpy(), atol=1e-5)
     assert sweep_fits(tmp_path / "same")["a"]["seed 1"]["eval"]["zero-shot"]["accuracy"] == 0.5
@@ -257,7 +259,7 @@ def _cells_store(root, outcomes: dict):
 
 
 def test_sweep_claims_pair_within_task_and_bootstrap_over_tasks(tmp_path):
-    from interp.experiments.sweep_claims import ltv_vs_fv_claims, paired_by_task, weak_icl_claim
+    from analyses.science.sweep_claims import ltv_vs_fv_claims, paired_by_task, weak_icl_claim
 
     q = 20
     out = {}
@@ -267,7 +269,7 @@ def test_sweep_claims_pair_within_task_and_bootstrap_over_tasks(tmp_path):
             out[(t, "fv", "zero-shot", seed)] = [i < fv * q for i in range(q)]
             out[(t, "icl", "icl", seed)] = [i < icl * q for i in range(q)]
     _cells_store(tmp_path / "s", out)
-    from interp.experiments.sweep_claims import load_cells
+    from analyses.science.sweep_claims import load_cells
 
     per_task = paired_by_task(load_cells(tmp_path / "s"), ("ltv", "zero-shot"), ("fv", "zero-shot"))
     assert per_task["a"]["diff"] == pytest.approx(0.5) and per_task["d"]["diff"] == pytest.approx(0.0)
@@ -290,7 +292,7 @@ def test_sweep_claims_pair_within_task_and_bootstrap_over_tasks(tmp_path):
 def test_a_saved_vector_whose_result_was_lost_is_scored_not_refitted(tiny_gpt2, tmp_path, monkeypatch):
     """A unit killed between saving its vector and writing its result (or whose JSON was lost in transit)
     is evaluated from the saved vector; a truncated vector is refitted."""
-    from interp.experiments import fits
+    from analyses.science import fits
 
     ctx = Context(TINY_SETTINGS, tiny_gpt2)
     root, troot = tmp_path / "units", tmp_path / "tensors"
@@ -308,6 +310,6 @@ def test_a_saved_vector_whose_result_was_lost_is_scored_not_refitted(tiny_gpt2, 
 
     for path in root.rglob("*.json"):
         path.unlink()
-    (troot / "fits").joinpath(next(p.name for p in (troot / "fits").iterdir()), "vector.safetensors").write_bytes(b"xx")
+    next(troot.glob("*/vector.safetensors")).write_bytes(b"xx")  # the unit's artifacts folder: a truncated vector
     with pytest.raises(AssertionError, match="refitted"):
         fits.fit_unit(ctx, UnitStore(root, troot), "builtin:antonym")

@@ -18,7 +18,7 @@ from interp.regression import (
     query_prompt,
     save_regression_model,
 )
-from interp.regression.experiments import (
+from analyses.regression_length import (
     POS_CONTROL,
     WINDOW_CONTROL,
     _curve,
@@ -116,11 +116,11 @@ def test_position_control_needs_position_rows():
     torch.testing.assert_close(control.W_pos[last + 5], control.W_pos[11])
 
 
-def test_train_script_writes_the_position_type(tmp_path):
-    from scripts.train_regression import main
+def test_regress_train_writes_the_position_type(tmp_path):
+    from interp.cli import main
 
     out = tmp_path / "ck"
-    args = ["--class", "linear", "--positional-embedding", "none", "--steps", "2", "--n-dims", "3", "--n-points", "8",
+    args = ["regress", "train", "--class", "linear", "--positional-embedding", "none", "--steps", "2", "--n-dims", "3", "--n-points", "8",
             "--n-layers", "1", "--n-heads", "2", "--d-model", "16", "--log-every", "1", "--eval-prompts", "16",
             "--out", str(out)]  # fmt: skip
     assert main(args) == 0

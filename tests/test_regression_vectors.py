@@ -10,7 +10,7 @@ import torch
 from interp.cli import main
 from interp.engine import FrozenPrefix, final_logits
 from interp.regression import RegressionConfig, RegressionTransformer
-from interp.regression.experiments import POS_CONTROL, run_length_experiment
+from analyses.regression_length import POS_CONTROL, run_length_experiment
 from interp.regression.problem import RegressionProblem
 from interp.vectors import FVConfig, LTVConfig, fit_fv, fit_ltv
 

@@ -207,7 +207,7 @@ def test_seeds_change_demos_not_test_queries(tiny_gpt2):
 
 def test_config_toml_and_flags(tmp_path):
     from interp.cli import build_parser
-    from interp.sweep.cli import config_from_args
+    from interp.cli.sweep import config_from_args
 
     toml = tmp_path / "sweep.toml"
     toml.write_text('tasks = ["antonym"]\nseeds = [0, 1]\nn = 7\n[ltv]\nsteps = 11\n')
@@ -238,11 +238,9 @@ def test_cli_json_and_errors(tmp_path, tasks_dir, capsys):
     assert main(["report", "--sweep", str(tmp_path / "s"), "--json"]) == 0
     rep = json.loads(capsys.readouterr().out)
     assert rep["cells"] == 1 and (tmp_path / "s" / "report.md").exists()
-    from interp.comparison import main as comparison_main
-
-    assert comparison_main(["--sweep", str(tmp_path / "s"), "--out", str(tmp_path / "t.md")]) == 0
+    assert main(["comparison", "--sweep", str(tmp_path / "s"), "--out", str(tmp_path / "t.md")]) == 0
     assert "| none | 0." in (tmp_path / "t.md").read_text()
-    assert comparison_main(["--sweep", str(tmp_path / "absent")]) == 2
+    assert main(["comparison", "--sweep", str(tmp_path / "absent")]) == 2
 
 
 def test_one_ray_worker(tmp_path, tasks_dir):
@@ -319,7 +317,7 @@ def test_headline_means_and_seed_spread_by_hand():
 
 
 def test_many_tasks_report_as_rows_and_mark_weak_icl():
-    from analyses.comparison_table import plot_comparison_table
+    from interp.plot.table import plot_comparison_table
     from interp.sweep.report import summary_frame, to_markdown
 
     rows = []
@@ -340,7 +338,7 @@ def test_many_tasks_report_as_rows_and_mark_weak_icl():
 def test_gpus_per_worker_packs_workers_on_a_gpu():
     """One 135M model per H200 leaves it idle: a fraction lets Ray place several workers on one GPU."""
     from interp.cli import build_parser
-    from interp.sweep.cli import config_from_args
+    from interp.cli.sweep import config_from_args
     from interp.sweep.runner import actor_options
 
     args = build_parser().parse_args(["sweep", "--tasks", "antonym", "--workers", "8", "--gpus-per-worker", "0.125"])

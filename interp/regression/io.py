@@ -83,7 +83,7 @@ def _resolve(path_or_class_name: Union[str, Path]) -> Path:
         if not (d / WEIGHTS_FILE).exists() or not (d / CONFIG_FILE).exists():
             raise FileNotFoundError(
                 f"no shipped checkpoint for class {path_or_class_name!r} at {d}; train one with "
-                f"`python scripts/train_regression.py --class {path_or_class_name} --out {d}`"
+                f"`interp regress train --class {path_or_class_name} --out {d}`"
             )
         return d
     if p.exists():
@@ -109,7 +109,7 @@ def read_checkpoint_config(path_or_class_name: Union[str, Path]) -> Dict[str, An
     if not cfg_path.exists():
         raise FileNotFoundError(
             f"{cfg_path} is missing: a checkpoint directory needs {CONFIG_FILE} and {WEIGHTS_FILE} "
-            f"(write both with save_regression_model or scripts/train_regression.py)"
+            f"(write both with save_regression_model or interp regress train)"
         )
     config = json.loads(cfg_path.read_text())
     if config.get("format") != FORMAT or "model" not in config:
@@ -138,13 +138,13 @@ def load_regression_model(
         raise ValueError(
             f"checkpoint {d} was trained on {rcfg.function_class!r}, not the expected {expected_class!r}; load "
             f"load_regression_model({expected_class!r}) for the shipped one, or train one with "
-            f"`python scripts/train_regression.py --class {expected_class} --out DIR`"
+            f"`interp regress train --class {expected_class} --out DIR`"
         )
     weights = d / WEIGHTS_FILE
     if not weights.exists():
         raise FileNotFoundError(
             f"{weights} is missing (config.json is there): re-save the model with save_regression_model, or "
-            f"retrain with `python scripts/train_regression.py --class {rcfg.function_class} --out {d}`"
+            f"retrain with `interp regress train --class {rcfg.function_class} --out {d}`"
         )
     model = RegressionTransformer(rcfg, device=device)
     model.load_state_dict(load_file(str(weights), device=str(device)), strict=True)

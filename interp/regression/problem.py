@@ -29,7 +29,7 @@ import torch.nn.functional as F
 from jaxtyping import Float, Int
 from torch import Tensor
 
-from interp.evaluation import RegressionResult, Result  # noqa: F401  (RegressionResult: former name)
+from interp.results import RegressionResult, Result  # noqa: F401  (RegressionResult: former name)
 from interp.problems import Problem
 from interp.regression.functions import get_shift, sample_task
 from interp.regression.model import query_prompt

@@ -28,7 +28,7 @@ from typing import Any
 import torch
 
 from interp.engine import final_logits
-from interp.evaluation import EvalResult
+from interp.results import EvalResult
 from interp.problems import TextProblem, run_prefix
 from interp.prompts import model_prompts, require_scorable
 from interp.tasks import load_task

@@ -11,23 +11,12 @@ the cell is computed afresh and the old result stays in the store under its own 
 
 from __future__ import annotations
 
-import hashlib
-import json
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any
 
+from interp.store import digest, file_hash
 from interp.sweep.cells import CELL_VERSION, FIT_OF, CellSpec, GroupSpec
 from interp.sweep.config import SweepConfig, SweepConfigError
-
-
-def digest(payload: Any, length: int = 20) -> str:
-    blob = json.dumps(payload, sort_keys=True, default=str, separators=(",", ":")).encode()
-    return hashlib.sha256(blob).hexdigest()[:length]
-
-
-def file_hash(path: str | Path) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16]
 
 
 def resolve_tasks(cfg: SweepConfig) -> list[tuple[str, str]]:

@@ -19,11 +19,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from interp.defaults import ROW_ORDER, SETTINGS, STRONG_ICL, WEAK_ICL, WIDE
 from interp.sweep.cells import LABELS
 from interp.sweep.store import read_results
 
-ROW_ORDER = ("none", "ICL (clean)", "random-θ", "FV", "TV", "LTV", "LTV (multi-task)")
-SETTINGS = ("zero-shot", "shuffled")
 
 
 def summary_frame(tidy: pd.DataFrame) -> pd.DataFrame:
@@ -62,12 +61,6 @@ def format_cell(row) -> str:
     return f"{row['accuracy']:.2f} [{row['ci_low']:.2f}, {row['ci_high']:.2f}]"
 
 
-#: clean ICL below this (mean over seeds) marks a task where there is little ICL to restore
-WEAK_ICL = 0.2
-#: clean ICL at or above this marks the tasks where ICL works (the headline's second mean)
-STRONG_ICL = 0.5
-#: above this many tasks the Markdown table is transposed (tasks as rows)
-WIDE = 12
 
 
 def icl_accuracy(summary: pd.DataFrame) -> dict[str, float]:
@@ -296,8 +289,8 @@ def write_report(sweep: str | Path, out: str | Path | None = None, quiet: bool =
     head.to_csv(out / "headline.csv", index=False)
     files = [str(out / "report.md"), str(out / "summary.csv"), str(out / "headline.csv")]
     try:
-        from analyses.common import FigureWriter
-        from analyses.comparison_table import plot_comparison_table
+        from interp.plot.table import plot_comparison_table
+        from interp.plot.style import FigureWriter
 
         fig, _ = plot_comparison_table(summary, title=f"Sweep {sweep.name}: every method on every task ({model})")
         with contextlib.redirect_stdout(sys.stderr):  # the writer's notes must not pollute a --json stdout
@@ -305,7 +298,7 @@ def write_report(sweep: str | Path, out: str | Path | None = None, quiet: bool =
             writer.save(fig, "comparison_table", "comparison table")
             writer.flush()
         files += [str(out / "comparison_table.html")] + ([str(out / "comparison_table.png")] if (out / "comparison_table.png").exists() else [])
-    except ImportError as err:  # plotly / analyses not installed: the Markdown is still written
+    except ImportError as err:  # plotly not installed: the Markdown is still written
         files.append(f"(figure skipped: {err})")
     if not quiet:
         print(md)
@@ -313,3 +306,13 @@ def write_report(sweep: str | Path, out: str | Path | None = None, quiet: bool =
     table = json.loads(summary.to_json(orient="records"))  # NaN -> null: strict JSON
     return {"files": files, "cells": int(tidy.key.nunique()), "table": table,
             "headline": json.loads(head.to_json(orient="records"))}
+
+
+def load_comparison(sweep: str | Path):
+    """The comparison summary (one row per task x method x setting, means over seeds) of every finished cell of
+    the sweep store at ``sweep`` (an ``interp sweep --out`` folder), or None when that store does not exist (yet)."""
+    sweep = Path(sweep)
+    if not (sweep / "cells").is_dir():
+        return None
+    tidy = grid_results(sweep, all_cells=True)  # the store grows over several runs (seeds, task subsets)
+    return summary_frame(tidy) if len(tidy) else None

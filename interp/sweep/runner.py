@@ -23,7 +23,8 @@ from tqdm.auto import tqdm
 from interp.sweep.cells import GroupSpec, load_worker_model, model_identity, run_group
 from interp.sweep.config import SweepConfig
 from interp.sweep.keys import plan, resolve_tasks
-from interp.sweep.store import Store, write_json_atomic
+from interp.store import write_json_atomic
+from interp.sweep.store import Store
 
 
 class SweepWorkerError(RuntimeError):

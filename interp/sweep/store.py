@@ -1,4 +1,4 @@
-"""The results store of a sweep: one folder, one tidy table.
+"""The results store of a sweep: the one store (`interp.store.Store`) plus the sweep's tidy table.
 
     OUT/cells/<key>.json        one record per computed cell (ok, or failed with its error), written atomically
     OUT/artifacts/<fit key>/    fitted vectors (safetensors + meta.json), shared by the cells that use them
@@ -8,25 +8,21 @@
 
     df = pd.read_parquet("results/sweeps/NAME/results.parquet")
 
-Why per-cell JSON plus Parquet (and not DuckDB): a cell file is the unit of atomic writing (temp file +
-``os.replace``), so a kill never leaves a half-written cell, concurrent workers never write the same file,
-and resuming is "which keys exist". The Parquet table is a derived, typed, columnar view that pandas (and
-DuckDB, Polars, Spark) read in one line, that diffs as one small binary file in git, and that needs no
-server or lock; a DuckDB database file would add a single-writer lock and a storage format tied to the
-DuckDB version for no gain at this size (thousands of rows).
+The Parquet table is a derived, typed, columnar view that pandas (and DuckDB, Polars, Spark) read in one
+line, that diffs as one small binary file in git, and that needs no server or lock; a DuckDB database file
+would add a single-writer lock and a storage format tied to the DuckDB version for no gain at this size.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import tempfile
 from pathlib import Path
-from typing import Any
 
 import pandas as pd
 
-from interp.evaluation import wilson_interval
+from interp.stats import wilson_interval
+from interp.store import Store as _CellStore
 from interp.sweep.cells import LABELS
 
 COLUMNS = [
@@ -35,56 +31,8 @@ COLUMNS = [
 ]  # fmt: skip
 
 
-def write_json_atomic(path: Path, obj: Any) -> None:
-    """Write ``obj`` as JSON to ``path`` so that readers see the old file or the whole new one, never half."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(obj, f, default=str)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-class Store:
-    def __init__(self, out: str | Path):
-        self.root = Path(out)
-        self.cells_dir = self.root / "cells"
-        self.artifacts = self.root / "artifacts"
-
-    def write(self, record: dict, context: dict) -> None:
-        write_json_atomic(self.cells_dir / f"{record['key']}.json", {**context, **record})
-
-    def records(self) -> dict[str, dict]:
-        """Every readable cell record by key (an unreadable file counts as missing: it is recomputed)."""
-        out = {}
-        if self.cells_dir.is_dir():
-            for f in self.cells_dir.glob("*.json"):
-                try:
-                    rec = json.loads(f.read_text())
-                except (json.JSONDecodeError, OSError):
-                    continue
-                out[rec.get("key", f.stem)] = rec
-        return out
-
-    def finished_among(self, keys: list[str]) -> dict[str, dict]:
-        """The ok records of ``keys`` (reads only those files)."""
-        out = {}
-        for k in keys:
-            try:
-                rec = json.loads((self.cells_dir / f"{k}.json").read_text())
-            except (FileNotFoundError, json.JSONDecodeError, OSError):
-                continue
-            if rec.get("status") == "ok":
-                out[k] = rec
-        return out
-
-    def finished(self) -> set[str]:
-        return {k for k, r in self.records().items() if r.get("status") == "ok"}
+class Store(_CellStore):
+    """A sweep's store: the one cell store, and the tidy table of its cells."""
 
     def table(self, records: dict[str, dict] | None = None) -> pd.DataFrame:
         """The tidy table of every ok cell: one row per cell x metric, plus Todd's filtered accuracy (items
@@ -121,9 +69,6 @@ class Store:
             Path(tmp).unlink(missing_ok=True)
             raise
         return df
-
-    def failures(self) -> list[dict]:
-        return [r for r in self.records().values() if r.get("status") == "failed"]
 
 
 def read_results(out: str | Path) -> pd.DataFrame:

@@ -2,7 +2,7 @@
 
     vec = fit("ltv" | "fv" | "tv", problem, config)     # -> a TaskVector subclass
     vec.hooks(model)                                    # TransformerLens hooks that apply it at the final token
-    vec.evaluate(problem, "zero-shot")                  # an interp.evaluation.Result (test split by default)
+    vec.evaluate(problem, "zero-shot")                  # an interp.results.Result (test split by default)
     vec.heads()                                         # tidy per-head DataFrame (LTV: θ and |θ|·‖ā‖; FV: CIE)
     vec.save("runs/antonym-ltv");  load_vector("runs/antonym-ltv", model)
 
@@ -52,6 +52,10 @@ class VectorError(ValueError):
     """A task vector cannot be fitted, loaded or applied as asked; the message says why and the fix."""
 
 
+#: method name -> vector class (filled as the subclasses are defined; see `TaskVector.__init_subclass__`)
+VECTOR_TYPES: dict[str, type[TaskVector]] = {}
+
+
 @dataclass
 class TaskVector(ABC):
     """A fitted task representation: tensors + metadata, applied as final-token hooks."""
@@ -59,6 +63,13 @@ class TaskVector(ABC):
     tensors: dict[str, Tensor]
     meta: dict[str, Any] = field(default_factory=dict)
     method: ClassVar[str] = "?"
+
+    def __init_subclass__(cls, **kwargs) -> None:
+        # every concrete vector type registers its method name: `load_vector` finds the class from a saved
+        # vector's meta.json without this module importing its subclasses (they import it)
+        super().__init_subclass__(**kwargs)
+        if cls.__dict__.get("method", "?") != "?":
+            VECTOR_TYPES[cls.method] = cls
 
     @abstractmethod
     def hooks(self, model) -> list[Hook]:
@@ -74,13 +85,19 @@ class TaskVector(ABC):
         hooks = self.hooks(problem.model)
         return batch, run_prefix(prefix, lambda idx: hooks)
 
-    def evaluate(self, problem: Problem, setting: str, split: str = "test", n: int | None = 100, seed: int = 0):
+    def evaluate(
+        self, problem: Problem, setting: str, split: str = "test", n: int | None = 100, seed: int = 0,
+        label: str | None = None,
+    ):  # fmt: skip
         """Score the vector on ``problem`` in ``setting`` (``zero-shot`` / ``shuffled`` / ...): an
-        `interp.evaluation.Result`, on exactly the prompts ``interp.evaluate(problem, "none", setting, ...)``
+        `interp.results.Result`, on exactly the prompts ``interp.evaluate(problem, "none", setting, ...)``
         scores the bare model on."""
-        from interp.evaluation import evaluate
-
-        return evaluate(problem, self, setting, split=split, n=n, seed=seed)
+        vec = self
+        if hasattr(vec, "for_task") and len(getattr(vec, "tasks", [])) > 1:
+            vec = vec.for_task(problem.name)  # a multi-task LTV: this task's own vector
+        vec.check_applicable(problem)
+        return problem.score(setting, vec.hooks(problem.model), split=split, n=n, seed=seed,
+                             label=label or vec.label, meta={"vector": vec.summary()})  # fmt: skip
 
     def check_applicable(self, problem: Problem) -> None:
         """Refuse a problem whose model has another shape than the one this vector was fitted on."""
@@ -191,8 +208,6 @@ def load_vector(path: str | Path, model=None) -> TaskVector:
     from safetensors import SafetensorError
     from safetensors.torch import load_file
 
-    from interp.vectors import METHODS
-
     path = Path(path)
     meta_path, tensor_path = path / "meta.json", path / "vector.safetensors"
     if not path.is_dir() or not meta_path.exists() or not tensor_path.exists():
@@ -210,8 +225,8 @@ def load_vector(path: str | Path, model=None) -> TaskVector:
         raise VectorError(f"{tensor_path} is truncated or corrupt ({err}); refit the vector") from None
     method = meta.pop("method", None)
     meta.pop("format_version", None)
-    if method not in METHODS:
-        raise VectorError(f"{meta_path} names method {method!r}; known methods: {', '.join(METHODS)}")
+    if method not in VECTOR_TYPES:
+        raise VectorError(f"{meta_path} names method {method!r}; known methods: {', '.join(VECTOR_TYPES)}")
     if model is not None:
         expected = model_fingerprint(model)
         if meta.get("model_fingerprint") != expected:
@@ -222,4 +237,4 @@ def load_vector(path: str | Path, model=None) -> TaskVector:
             )
         # safetensors loads onto the CPU: a vector for a CUDA model must live where the model does
         tensors = {name: t.to(model.cfg.device) for name, t in tensors.items()}
-    return METHODS[method](tensors=tensors, meta=meta)
+    return VECTOR_TYPES[method](tensors=tensors, meta=meta)

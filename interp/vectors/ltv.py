@@ -220,7 +220,7 @@ def fit_ltv(
     """Train an LTV on one problem, or one shared θ on several (a multi-task LTV, each task with its own ā).
 
     ``basis`` replaces the ā of the problems' clean prompts by another set of head vectors (one per problem,
-    or one shared), e.g. another task's ā or ā of random-label prompts, for controls (`interp.experiments`).
+    or one shared), e.g. another task's ā or ā of random-label prompts, for controls (`analyses.science`).
     """
     cfg = config or LTVConfig()
     problems = [problems] if isinstance(problems, Problem) else list(problems)

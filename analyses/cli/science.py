@@ -1,0 +1,80 @@
+"""``interp science``: the "is the LTV a task representation?" study (`analyses.science`).
+
+    interp science run core,headcount --tasks capitalize,antonym [--tasks-dir D]   # compute units (resumable)
+    interp science summarise [--tasks ...] [--json]        # tables -> results/science/*.json, verdicts -> results/claims.json
+
+Phases (each resumable; a finished unit is read back from the store, never recomputed): core, controls,
+ablation, halves, stability, random-label, headcount, data, portability (see `analyses.science.phases`).
+``summarise`` computes nothing. Progress goes to stderr; ``--json`` prints one JSON document (the claims).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from dataclasses import fields
+
+HELP = "the LTV study: compute its units (run PHASE) or its tables and verdicts (summarise)"
+
+
+def add_parser(sub) -> None:
+    from analyses.science.phases import PHASES, ROOT, TENSOR_ROOT
+    from analyses.science.units import DEFAULT_TASKS, ExperimentSettings
+
+    parser = sub.add_parser("science", help=HELP, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ssub = parser.add_subparsers(dest="science_command", required=True)
+    p_run = ssub.add_parser("run", help="compute the units of one or more phases (comma-separated, in order)")
+    p_run.add_argument("phase", help=f"comma-separated phases among {', '.join(PHASES)}; each runs on every task")
+    p_run.add_argument("--tasks", default=",".join(DEFAULT_TASKS), help="comma-separated task names")
+    p_run.add_argument("--all-tasks", default=",".join(DEFAULT_TASKS),
+                       help="the full task list (the cross-task basis of a task is the next task in it)")
+    p_run.add_argument("--portability-methods", default=None,
+                       help="comma-separated vectors for the portability phase (default LTV,steering,FV,TV)")
+    p_sum = ssub.add_parser("summarise", help="tables + claims from the stored units (computes nothing)")
+    p_sum.add_argument("--tasks", default=",".join(DEFAULT_TASKS))
+    p_sum.add_argument("--out", default="results/science")
+    p_sum.add_argument("--claims", default="results/claims.json")
+    p_sum.add_argument("--json", action="store_true")
+    p_sum.add_argument("--portability-methods", default=None, help="as for run: which portability units to read")
+    p_sum.add_argument("--sweep", default="results/sweeps/text",
+                       help="a sweep store whose LTV fits give θ stability across seeds and whose cells judge the "
+                            "LTV-vs-FV and weak-ICL claims ('' to ignore it)")  # fmt: skip
+    for p in (p_run, p_sum):
+        p.add_argument("--root", default=str(ROOT), help="the units' store")
+        p.add_argument("--tensor-root", default=str(TENSOR_ROOT), help="the units' tensors (a git-ignored cache)")
+        for f in fields(ExperimentSettings):
+            kind = {int: int, float: float}.get(type(f.default), str)
+            p.add_argument(f"--{f.name.replace('_', '-')}", dest=f.name, type=kind, default=None)
+
+
+def run(args) -> int:
+    from analyses.science.phases import PHASES, _settings, run_phase
+
+    settings = _settings(args)
+    if args.science_command == "run":
+        tasks = [t for t in args.tasks.split(",") if t]
+        phases = [p for p in args.phase.split(",") if p]
+        for phase in phases:
+            if phase not in PHASES:
+                raise ValueError(f"unknown phase {phase!r}; choose among {', '.join(PHASES)}")
+        from interp.models import load_model
+
+        model = load_model(settings.model)
+        for phase in phases:
+            methods = args.portability_methods.split(",") if args.portability_methods else None
+            store = run_phase(phase, tasks, settings, args.root, args.tensor_root, args.all_tasks.split(","), model,
+                              methods)  # fmt: skip
+            print(f"[science] {phase}: {store.computed} units computed, {store.reused} reused", file=sys.stderr)
+        return 0
+    from analyses.science.claims import summarise
+
+    methods = tuple(args.portability_methods.split(",")) if args.portability_methods else None
+    report = summarise([t for t in args.tasks.split(",") if t], settings, args.root, args.tensor_root, args.out,
+                       args.claims, portability_methods=methods, sweep=args.sweep or None)  # fmt: skip
+    if args.json:
+        print(json.dumps(report["claims"], indent=1))
+    else:
+        for c in report["claims"]:
+            print(f"{c['verdict']:<14} {c['claim']}", file=sys.stderr)
+    return 0

@@ -1,0 +1,574 @@
+"""Verdicts: the paper's claims and each control, with numbers, 95% intervals and a verdict.
+
+`summarise` reads every stored unit (a read-only store: nothing is computed; a task whose units are not
+there yet is left out and listed), writes one tidy table per experiment to ``results/science/*.json``, and
+the claims to ``results/claims.json``. Each claim is
+
+    {"claim": ..., "verdict": "supported" | "not supported" | "confounded", "evidence": {...}, "figure": ...}
+
+where every number in ``evidence`` that is an estimate carries ``ci_low`` / ``ci_high`` (Wilson for an
+accuracy; a paired bootstrap over test queries for a difference of accuracies on the same queries; a
+bootstrap over tasks for a mean over tasks; Fisher z for one correlation). The rule behind each verdict is
+stated in the claim's ``rule`` field, fixed before looking at the numbers. Claims about regression come
+from ``results/regression_positions/claims.json`` (written by the regression experiments) and are merged
+in unchanged when that file exists.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+
+from interp.defaults import STRONG_ICL
+from interp.stats import bootstrap_mean, paired_bootstrap, wilson, wilson_interval
+from analyses.science import controls, data_efficiency, portability, sparse, stability, sweep_claims, sweep_stability
+from analyses.science.fits import fit_unit, fv_topk_unit, plain_unit, tv_unit
+from analyses.science.units import Context, MissingUnit, UnitStore, claim_record as _claim, pooled
+
+REGRESSION_CLAIMS = Path("results/regression_positions/claims.json")
+COMPARISON = Path("results/text_comparison.json")
+
+
+# ----------------------------------------------------------------------------------------------- gathering
+def _try(fn, *a, **kw):
+    try:
+        return fn(*a, **kw)
+    except MissingUnit:
+        return None
+
+
+def gather(ctx: Context, store: UnitStore, tasks, portability_methods=None) -> dict:
+    """Every experiment's tidy table from the stored units (tasks / variants not computed yet are skipped)."""
+    tables: dict = {"controls": [], "stability": {}, "headcount": [], "data_efficiency": [], "portability": [],
+                    "missing": []}  # fmt: skip
+    for task in tasks:
+        fits = {}
+        for name, kw in {
+            "LTV": dict(random_control=True), "steering": dict(method="steer"),
+            "cross-task basis": dict(basis=f"task:{controls.cross_task_source(task, tasks)}"),
+            "LTV (zero-shot only)": dict(overrides={"corruptions": ["zero-shot"]}),
+            "LTV (shuffled only)": dict(overrides={"corruptions": ["shuffled"]}),
+            "random-label basis": dict(basis="random-label"),
+        }.items():  # fmt: skip
+            found = _try(fit_unit, ctx, store, task, **kw)
+            if found is not None:
+                fits[name] = found
+            else:
+                tables["missing"].append(f"controls: {task} {name}")
+        plain = _try(plain_unit, ctx, store, task)
+        if "LTV" in fits and plain is not None:
+            tables["controls"] += controls.summarise_task(task, {**fits, "plain": plain}, tasks)
+        stab = {}
+        for s in stability.SEEDS:
+            stab[f"seed {s}"] = _try(fit_unit, ctx, store, task, seed=s, random_control=(s == 0))
+        for h in stability.HALVES:
+            stab[f"half {'AB'[h]}"] = _try(fit_unit, ctx, store, task, train_half=h)
+        stab = {k: v for k, v in stab.items() if v is not None}
+        if len(stab) >= 2:
+            tables["stability"][task] = stability.summarise_task(stab)
+        hc = _try(sparse.units, ctx, store, task)
+        if hc is not None:
+            tables["headcount"] += sparse.summarise_task(task, hc, ctx.model.cfg.n_layers * ctx.model.cfg.n_heads)
+        de = _try(data_efficiency.units, ctx, store, task)
+        if de is not None:
+            tables["data_efficiency"] += data_efficiency.summarise_task(task, de)
+        po = _try(portability.units, ctx, store, task, methods=tuple(portability_methods or portability.METHODS))
+        if po is not None:
+            tables["portability"] += portability.summarise_task(task, po)
+    return tables
+
+
+# ----------------------------------------------------------------------------------------------- helpers
+def _acc(cell: dict) -> dict:
+    return {k: cell[k] for k in ("accuracy", "ci_low", "ci_high", "n")}
+
+
+def _rows(table, **match):
+    return [r for r in table if all(r.get(k) == v for k, v in match.items())]
+
+
+def _fits_correct(ctx, store, tasks, kw, setting) -> dict[str, list[bool]]:
+    out = {}
+    for task in tasks:
+        f = _try(fit_unit, ctx, store, task, **kw)
+        if f is not None:
+            out[task] = f["eval"][setting]["correct"]
+    return out
+
+
+def _pooled_paired(a: dict[str, list[bool]], b: dict[str, list[bool]]) -> dict:
+    """Paired difference a - b over every test query of the tasks both have (bootstrap over queries)."""
+    tasks = [t for t in a if t in b]
+    xa = [c for t in tasks for c in a[t]]
+    xb = [c for t in tasks for c in b[t]]
+    out = paired_bootstrap(xa, xb)
+    out["tasks"] = tasks
+    out["acc_a"] = wilson(xa)
+    out["acc_b"] = wilson(xb)
+    return out
+
+
+
+
+# ----------------------------------------------------------------------------------------------- claims
+def comparison_claims(steer_vs_ltv: dict | None) -> list[dict]:
+    """LTV > FV on zero-shot and on shuffled text, from the full comparison (10 tasks, n ≈ 100 each)."""
+    if not COMPARISON.exists():
+        return []
+    report = json.loads(COMPARISON.read_text())
+    out = []
+    for setting in ("zero-shot", "shuffled"):
+        cells = {(c["task"], c["method"]): c for c in report["cells"] if c["setting"] == setting}
+        tasks = sorted({t for t, m in cells if m == "LTV" and (t, "FV") in cells})
+        per_task, k_ltv, k_fv, n = {}, 0, 0, 0
+        wins = losses = 0
+        for t in tasks:
+            a, b = cells[(t, "LTV")], cells[(t, "FV")]
+            per_task[t] = {"LTV": _acc(a), "FV": _acc(b)}
+            k_ltv += round(a["accuracy"] * a["n"])
+            k_fv += round(b["accuracy"] * b["n"])
+            n += a["n"]
+            wins += a["ci_low"] > b["ci_high"]
+            losses += b["ci_low"] > a["ci_high"]
+        la, ha = wilson_interval(k_ltv, n)
+        lf, hf = wilson_interval(k_fv, n)
+        diff = (k_ltv - k_fv) / n
+        # unpaired normal interval of the pooled difference (the comparison stores no per-query outcomes; the
+        # queries are shared, so this interval is conservative)
+        se = math.sqrt((k_ltv / n) * (1 - k_ltv / n) / n + (k_fv / n) * (1 - k_fv / n) / n)
+        evidence = {
+            "difference_LTV_minus_FV": {"diff": diff, "ci_low": diff - 1.96 * se, "ci_high": diff + 1.96 * se},
+            "source": str(COMPARISON), "tasks": tasks,
+            "LTV_pooled": {"accuracy": k_ltv / n, "ci_low": la, "ci_high": ha, "n": n},
+            "FV_pooled": {"accuracy": k_fv / n, "ci_low": lf, "ci_high": hf, "n": n},
+            "tasks_LTV_above_FV_ci_disjoint": int(wins), "tasks_FV_above_LTV_ci_disjoint": int(losses),
+            "per_task": per_task,
+        }  # fmt: skip
+        verdict = "supported" if diff - 1.96 * se > 0 else "not supported"
+        extra = {}
+        if verdict == "supported" and steer_vs_ltv is not None and steer_vs_ltv.get(setting) is not None:
+            d = steer_vs_ltv[setting]
+            evidence["free_steering_minus_LTV"] = {k: d[k] for k in ("diff", "ci_low", "ci_high", "n")}
+            if d["ci_high"] >= 0:  # a label-trained free vector is not worse than the LTV
+                verdict = "confounded"
+                extra["confounded_by"] = (
+                    "label supervision: the LTV is trained on the task's labels, the FV is not; a free steering "
+                    "vector trained on the same labelled prompts is not worse than the LTV (see the controls), so "
+                    "the gap over the FV does not show that the head basis represents the task")
+        out.append(_claim(
+            f"LTV > FV on {setting} text prompts", verdict, evidence, "figures/comparison_table.html",
+            "supported if the pooled accuracy difference LTV − FV has a 95% interval above 0; confounded if, in "
+            "addition, a free steering vector trained on the same labels is not significantly worse than the LTV",
+            **extra))  # fmt: skip
+    return out
+
+
+def summarise(tasks, settings, root, tensor_root, out_dir="results/science", claims_path="results/claims.json",
+              model=None, portability_methods=None, sweep=sweep_stability.DEFAULT_SWEEP) -> dict:  # fmt: skip
+    """Tables, verdicts and README of the experiments from the stored units (and, for θ stability across
+    seeds, the LTV fits of the sweep store ``sweep``, when it exists); computes nothing."""
+    ctx = Context(settings, model)
+    store = UnitStore(root, tensor_root, read_only=True)
+    tables = gather(ctx, store, list(tasks), portability_methods)
+    tables["stability_sweep"] = sweep_stability.stability_table(sweep) if sweep and Path(sweep).is_dir() else {}
+    out_dir = Path(out_dir)
+    previous = out_dir / "stability_sweep.json"
+    if sweep and previous.exists():
+        # a sweep's fitted vectors are git-ignored artifacts: a fresh checkout has none, but the committed table
+        # keeps each task's derived row; keep the rows whose fits are not here to recompute them
+        for task, row in json.loads(previous.read_text()).get("rows", {}).items():
+            tables["stability_sweep"].setdefault(task, row)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for name in ("controls", "stability", "stability_sweep", "headcount", "data_efficiency", "portability"):
+        data = tables[name]
+        if name == "portability":
+            data = [{k: v for k, v in r.items() if k != "correct"} for r in data]
+        meta = {"sweep": str(sweep)} if name == "stability_sweep" else {"settings": settings.to_dict()}
+        _write(out_dir / f"{name}.json", {**meta, "rows": data})
+    claims = [c for c in build_claims(ctx, store, list(tasks), tables, sweep) if _measured(c)]
+    if tables["stability_sweep"]:
+        claims.append(seed_stability_claim(tables["stability_sweep"]))
+    if REGRESSION_CLAIMS.exists():
+        try:
+            reg = json.loads(REGRESSION_CLAIMS.read_text())
+            claims += reg if isinstance(reg, list) else reg.get("claims", [])
+        except json.JSONDecodeError:
+            tables["missing"].append(f"{REGRESSION_CLAIMS} is not valid JSON")
+    report = {"claims": claims, "missing": tables["missing"], "settings": settings.to_dict(), "tasks": list(tasks)}
+    _write(Path(claims_path), report)
+    (out_dir / "README.md").write_text(science_markdown(report, tables))
+    return {**report, "tables": tables}
+
+
+def seed_stability_claim(table: dict) -> dict:
+    """θ reproducible across sweep seeds (nearly independent training prompts, same task): per task the mean
+    over its seed pairs, then a bootstrap over tasks."""
+
+    def per_task(key):
+        return {t: float(np.mean([p[key] for p in st["pairs"]])) for t, st in table.items()}
+
+    theta, size = per_task("spearman_theta"), per_task("spearman_size")
+    null, top, sign = per_task("spearman_size_null"), per_task("top10_overlap"), per_task("sign_agreement")
+    n_heads = next(iter(table.values()))["pairs"][0]["n_heads"]
+    b_theta = bootstrap_mean(theta.values())
+    verdict = "supported" if b_theta["n"] >= 3 and b_theta["ci_low"] > 0.5 else "not supported"
+    return _claim(
+        "The LTV encodes the task in attention heads: θ is a reproducible head weighting (LTV fits of the same task "
+        "with different seeds - other training queries, demonstrations and ā prompts - agree)", verdict,
+        {"spearman_theta_seeds_mean_over_tasks": b_theta,
+         "spearman_head_size_seeds_mean_over_tasks": bootstrap_mean(size.values()),
+         "spearman_head_size_null_permuted_theta": bootstrap_mean(null.values()),
+         "top10_overlap_seeds_mean_over_tasks": bootstrap_mean(top.values()), "top10_overlap_chance": 100 / n_heads,
+         "sign_agreement_seeds_mean_over_tasks": bootstrap_mean(sign.values()),
+         "sign_consistent_heads_per_task": {t: st["n_sign_consistent"] for t, st in table.items()},
+         "per_task_spearman_theta": theta, "seeds_per_task": {t: len(st["source"]["artifacts"]) for t, st in table.items()},
+         "source": "LTV artifacts of the sweep store (results/sweeps/text), fitted at the comparison's settings"},
+        "figures/science_theta_stability_seeds.html",
+        "supported if the mean over tasks (≥ 3) of the per-task mean Spearman correlation of θ between seed pairs "
+        "has a 95% bootstrap interval (over tasks) above 0.5")  # fmt: skip
+
+
+def science_markdown(report: dict, tables: dict) -> str:
+    """``results/science/README.md``: the verdicts, then each experiment's numbers as tables."""
+    s = report["settings"]
+    lines = [
+        "# Is the LTV a task representation? (issue 12, text part)", "",
+        f"Model `{s['model']}`, {s['shots']}-shot, LTV / steering: n_mean={s['n_mean']}, n_train={s['n_train']} per "
+        f"corruption, n_valid={s['n_valid']}, ≤ {s['steps']} steps (eval every {s['eval_every']}, patience "
+        f"{s['patience']}), lr {s['ltv_lr']} (θ) / {s['steer_lr']} (steering); n_test={s['n_test']} per setting. "
+        "Accuracies: top-1 first-token, 95% Wilson intervals; differences: paired bootstrap over test queries.", "",
+        "## Verdicts", "", claims_markdown(report["claims"]),
+    ]  # fmt: skip
+    if tables["controls"]:
+        lines += ["## Controls (test accuracy [95% CI]; Δ = variant − LTV on the same queries [95% CI])", "",
+                  "| task | variant | setting | accuracy | Δ vs LTV | train acc |", "|---|---|---|---|---|---|"]  # fmt: skip
+        for r in tables["controls"]:
+            d = (f"{r['diff_vs_ltv']:+.3f} [{r['diff_ci_low']:+.3f}, {r['diff_ci_high']:+.3f}]"
+                 if "diff_vs_ltv" in r and r["variant"] != "LTV" else "")  # fmt: skip
+            tr = f"{r['train_accuracy']:.2f}" if "train_accuracy" in r else ""
+            lines.append(f"| {r['task']} | {r['variant']} | {r['setting']} | {r['accuracy']:.3f} "
+                         f"[{r['ci_low']:.2f}, {r['ci_high']:.2f}] | {d} | {tr} |")  # fmt: skip
+        lines.append("")
+    for name, title in (("stability", "θ stability"), ("stability_sweep", "θ stability across the sweep's seeds "
+                                                          "(its LTV fits at the comparison's settings)")):  # fmt: skip
+        if not tables.get(name):
+            continue
+        lines += [f"## {title} (Spearman ρ between fits [Fisher-z 95% CI over heads])", "",
+                  r"| task | pair | ρ(θ) | ρ(\|θ\|·‖ā‖) | ρ null (permuted θ) | top-10 overlap (chance) | sign agreement |",
+                  "|---|---|---|---|---|---|---|"]  # fmt: skip
+        for t, st in tables[name].items():
+            for p in st["pairs"]:
+                lines.append(
+                    f"| {t} | {p['pair']} | {p['spearman_theta']:.2f} [{p['spearman_theta_ci'][0]:.2f}, "
+                    f"{p['spearman_theta_ci'][1]:.2f}] | {p['spearman_size']:.2f} | {p.get('spearman_size_null', float('nan')):.2f} | "
+                    f"{p['top10_overlap']} ({p['top10_chance']:.2f}) | {p['sign_agreement']:.2f} |")  # fmt: skip
+        lines.append("")
+    for name, cols in (("headcount", ("task", "method", "k", "setting")), ("data_efficiency", ("task", "method", "n_train", "setting")),
+                       ("portability", ("task", "template", "method"))):  # fmt: skip
+        if tables[name]:
+            lines += [f"## {name.replace('_', ' ')}", "", "| " + " | ".join(cols) + " | accuracy [95% CI] |",
+                      "|" + "---|" * (len(cols) + 1)]  # fmt: skip
+            for r in tables[name]:
+                lines.append("| " + " | ".join(str(r.get(c)) for c in cols)
+                             + f" | {r['accuracy']:.3f} [{r['ci_low']:.2f}, {r['ci_high']:.2f}] |")  # fmt: skip
+            lines.append("")
+    if report["missing"]:
+        lines += ["## Not computed (CPU budget)", "", *[f"- {m}" for m in report["missing"]], ""]
+    return "\n".join(lines)
+
+
+def _measured(claim: dict) -> bool:
+    """False for a claim whose headline number is NaN (its units exist but measure nothing, e.g. no k=10)."""
+    head = _headline(claim.get("evidence", {}))
+    return bool(head) and "nan" not in head.split(":")[-1]
+
+
+def _write(path: Path, obj) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps(obj, indent=1, allow_nan=True, default=float) + "\n")
+    tmp.replace(path)
+
+
+def build_claims(ctx: Context, store: UnitStore, tasks: list[str], tables: dict, sweep=None) -> list[dict]:
+    claims = []
+    ltv = {s: _fits_correct(ctx, store, tasks, dict(random_control=True), s) for s in ("zero-shot", "shuffled")}
+
+    def versus(kw):
+        res = {}
+        for s in ("zero-shot", "shuffled"):
+            other = _fits_correct(ctx, store, tasks, kw, s)
+            res[s] = _pooled_paired(other, ltv[s]) if other else None
+        return res
+
+    steer = versus(dict(method="steer"))
+    from_sweep = sweep_claims.ltv_vs_fv_claims(sweep, steer) if sweep and Path(sweep).is_dir() else []
+    claims += from_sweep or comparison_claims(steer)  # the sweep store when it has LTV and FV cells
+    weak = sweep_claims.weak_icl_claim(sweep) if sweep and Path(sweep).is_dir() else None
+    if weak is not None:
+        claims.append(weak)
+
+    # --- θ stability ------------------------------------------------------------------------------------
+    stab = tables["stability"]
+    if stab:
+        halves = {t: [p for p in s["pairs"] if p["kind"] == "halves"] for t, s in stab.items()}
+        seeds = {t: [p for p in s["pairs"] if p["kind"] == "seeds"] for t, s in stab.items()}
+        mixed = {t: [p for p in s["pairs"] if p["kind"] == "full vs half"] for t, s in stab.items()}
+        partial = not any(halves.values())
+        if partial:  # only one half fitted yet: the full-data fit vs that half (they share half their data)
+            halves = mixed
+        h_theta = bootstrap_mean([p[0]["spearman_theta"] for p in halves.values() if p])
+        s_theta = bootstrap_mean([p[0]["spearman_theta"] for p in seeds.values() if p])
+        h_size = bootstrap_mean([p[0]["spearman_size"] for p in halves.values() if p])
+        h_size_null = bootstrap_mean([p[0].get("spearman_size_null") for p in halves.values() if p])
+        h_top = bootstrap_mean([p[0]["top10_overlap"] for p in halves.values() if p])
+        per_task = {t: {"halves": halves[t][0] if halves[t] else None, "seeds": seeds[t][0] if seeds[t] else None}
+                    for t in stab}  # fmt: skip
+        # with fewer than 3 tasks a bootstrap over tasks is meaningless: then every task's own Fisher-z interval
+        # (over heads) must clear 0.5
+        fisher = [p[0]["spearman_theta_ci"][0] for p in halves.values() if p]
+        if h_theta["n"] >= 3:
+            verdict = "supported" if h_theta["ci_low"] > 0.5 else "not supported"
+        else:
+            verdict = "supported" if fisher and min(fisher) > 0.5 else "not supported"
+        claims.append(_claim(
+            "The LTV encodes the task in attention heads: θ is a reproducible head weighting (two fits on disjoint "
+            "halves of the training data agree)", verdict,
+            {"spearman_theta_halves_mean_over_tasks": h_theta, "spearman_theta_seeds_mean_over_tasks": s_theta,
+             "spearman_head_size_halves_mean_over_tasks": h_size,
+             "spearman_head_size_halves_null_permuted_theta": h_size_null,
+             "top10_overlap_halves_mean_over_tasks": h_top, "top10_overlap_chance": 100 / (ctx.model.cfg.n_layers * ctx.model.cfg.n_heads),
+             "per_task": per_task, "pairs_used": "full vs half (only one half fitted)" if partial else "halves"},
+            "figures/science_theta_stability.html",
+            "supported if the mean over tasks of the Spearman correlation of θ between the two halves' fits has a "
+            "95% bootstrap interval (over tasks) above 0.5 (with fewer than 3 tasks: if every task's Fisher-z "
+            "interval over heads is above 0.5)"))  # fmt: skip
+
+    # --- controls ------------------------------------------------------------------------------------------
+    def control_claim(kw, claim, figure, rule_name):
+        res = versus(kw)
+        if not any(res.values()):
+            return None
+        ev = {s: r for s, r in res.items() if r}
+        # the control minus the LTV; "LTV better" means an interval below 0
+        below = all(r["ci_high"] < 0 for r in ev.values())
+        verdict = "supported" if below else "not supported"
+        return _claim(claim, verdict, {f"{rule_name}_minus_LTV_{s}": r for s, r in ev.items()}, figure,
+                      f"supported if the paired difference ({rule_name} − LTV, pooled over the tasks' test queries, "
+                      "95% bootstrap) is below 0 on both zero-shot and shuffled prompts")  # fmt: skip
+
+    cross = {}
+    for s in ("zero-shot", "shuffled"):
+        a = {}
+        for t in tasks:
+            f = _try(fit_unit, ctx, store, t, basis=f"task:{controls.cross_task_source(t, tasks)}")
+            if f is not None:
+                a[t] = f["eval"][s]["correct"]
+        cross[s] = _pooled_paired(a, ltv[s]) if a else None
+    if any(cross.values()):
+        below = all(r["ci_high"] < 0 for r in cross.values() if r)
+        claims.append(_claim(
+            "Control (cross-task basis): the head basis carries task information - θ fitted on another task's ā "
+            "does worse than on the task's own ā", "supported" if below else "not supported",
+            {f"cross_basis_minus_LTV_{s}": r for s, r in cross.items() if r}, "figures/science_controls.html",
+            "supported if the paired difference (cross-task basis − LTV, pooled over test queries, 95% bootstrap) "
+            "is below 0 on both settings; if it is not, the basis carries no task information and θ does the work"))  # fmt: skip
+    c = control_claim(dict(basis="random-label"),
+                      "Control (random-label basis): ā from clean prompts beats ā from prompts with random labels",
+                      "figures/science_controls.html", "random_label_basis")
+    if c:
+        claims.append(c)
+    if any(steer.values()):
+        gaps = []
+        for t in tasks:
+            f = _try(fit_unit, ctx, store, t, method="steer")
+            g = _try(fit_unit, ctx, store, t, random_control=True)
+            if f is not None and g is not None:
+                test_s = np.mean([np.mean(f["eval"][s]["correct"]) for s in f["eval"]])
+                test_l = np.mean([np.mean(g["eval"][s]["correct"]) for s in g["eval"]])
+                gaps.append((f["train_accuracy"]["accuracy"] - test_s) - (g["train_accuracy"]["accuracy"] - test_l))
+        below = all(r["ci_high"] < 0 for r in steer.values() if r)
+        claims.append(_claim(
+            "Control (free steering vector): the head basis buys something - an unconstrained per-layer vector "
+            "(L×d_model parameters) trained on the same prompts, steps and early stopping does worse on unseen "
+            "queries than the LTV", "supported" if below else "not supported",
+            {**{f"steering_minus_LTV_{s}": r for s, r in steer.items() if r},
+             "generalisation_gap_steering_minus_LTV_mean_over_tasks": bootstrap_mean(gaps)},
+            "figures/science_controls.html",
+            "supported if the paired difference (steering − LTV, pooled over test queries, 95% bootstrap) is below "
+            "0 on both settings; the generalisation gap is (train − test accuracy) of the steering vector minus the "
+            "LTV's, averaged over tasks"))  # fmt: skip
+    rand = {}
+    for s in ("zero-shot", "shuffled"):
+        a = {}
+        for t in tasks:
+            f = _try(fit_unit, ctx, store, t, random_control=True)
+            if f is not None and f.get("random_eval"):
+                a[t] = f["random_eval"][s]["correct"]
+        rand[s] = _pooled_paired(a, ltv[s]) if a else None
+    if any(rand.values()):
+        below = all(r["ci_high"] < 0 for r in rand.values() if r)
+        claims.append(_claim(
+            "Control (random θ): the trained θ beats a random θ of the same norm on the same basis",
+            "supported" if below else "not supported", {f"random_theta_minus_LTV_{s}": r for s, r in rand.items() if r},
+            "figures/science_controls.html", "supported if the paired difference (random θ − LTV) is below 0 on both settings"))  # fmt: skip
+
+    # label-supervised vs ICL: where ICL is weak, does the LTV exceed it?
+    icl_rows = {r["task"]: r for r in tables["controls"] if r["variant"] == "ICL (clean)"}
+    per_task, exceed = {}, []
+    for t, icl in icl_rows.items():
+        plain = _try(plain_unit, ctx, store, t)
+        f = _try(fit_unit, ctx, store, t, random_control=True)
+        if plain is None or f is None:
+            continue
+        entry = {"ICL": _acc(plain["icl"]), "weak": plain["icl"]["accuracy"] < STRONG_ICL}  # not strong: "weak" here
+        for s in ("zero-shot", "shuffled"):
+            d = paired_bootstrap(f["eval"][s]["correct"], plain["icl"]["correct"])
+            entry[f"LTV_{s}"] = _acc(f["eval"][s])
+            entry[f"LTV_{s}_minus_ICL"] = d
+            if d["ci_low"] > 0:
+                exceed.append((t, s))
+        per_task[t] = entry
+    if per_task:
+        weak = [t for t, e in per_task.items() if e["weak"]]
+        weak_exceed = sorted({t for t, s in exceed if t in weak})
+        weak_pooled = {}
+        for setting in ("zero-shot", "shuffled"):
+            a = {t: _try(fit_unit, ctx, store, t, random_control=True)["eval"][setting]["correct"] for t in weak}
+            b = {t: _try(plain_unit, ctx, store, t)["icl"]["correct"] for t in weak}
+            if a:
+                weak_pooled[f"LTV_{setting}_minus_ICL_weak_tasks_pooled"] = _pooled_paired(a, b)
+        claims.append(_claim(
+            "Control (label supervision vs ICL): the LTV restores the model's ICL representation (it does not "
+            "exceed clean k-shot ICL)", "not supported" if exceed else "supported",
+            {**weak_pooled, "per_task": per_task, "weak_tasks": weak, "tasks_settings_where_LTV_exceeds_ICL": [list(x) for x in exceed],
+             "weak_tasks_where_LTV_exceeds_ICL": weak_exceed},
+            "figures/science_controls.html",
+            "not supported if on some task the LTV's test accuracy exceeds clean ICL's on the same queries (paired "
+            "bootstrap interval above 0): there the LTV adds what ICL does not have, so it is not restoring ICL"))  # fmt: skip
+
+    # corruption ablation: does training on one corruption transfer to the other?
+    abl = {}
+    for train_on, test_on in (("zero-shot", "shuffled"), ("shuffled", "zero-shot")):
+        a = _fits_correct(ctx, store, tasks, dict(overrides={"corruptions": [train_on]}), test_on)
+        same = _fits_correct(ctx, store, tasks, dict(overrides={"corruptions": [test_on]}), test_on)
+        if a:
+            abl[f"trained_{train_on}_tested_{test_on}_minus_LTV"] = _pooled_paired(a, ltv[test_on])
+        if a and same:
+            abl[f"trained_{train_on}_minus_trained_{test_on}_tested_{test_on}"] = _pooled_paired(a, same)
+    if abl:
+        transfer = [v for k, v in abl.items() if k.endswith("_minus_LTV")]
+        ok = all(v["acc_a"]["ci_low"] > 0 for v in transfer) and all(v["diff"] > -0.15 for v in transfer)
+        claims.append(_claim(
+            "Control (corruption ablation): an LTV trained on one corruption transfers to the other (within 0.15 "
+            "of the LTV trained on both)", "supported" if ok else "not supported", abl, "figures/science_controls.html",
+            "supported if, tested on the corruption it was not trained on, each single-corruption LTV is within "
+            "0.15 (point estimate) of the LTV trained on both"))  # fmt: skip
+
+    # --- head-count curve ----------------------------------------------------------------------------------
+    hc = tables["headcount"]
+    if hc:
+        claims += headcount_claims(hc)
+    # --- data efficiency ---------------------------------------------------------------------------------------
+    de = tables["data_efficiency"]
+    if de:
+        small = [r for r in de if r["method"] in ("LTV", "steering") and r["n_train"] is not None and r["n_train"] <= 8]
+        by = {}
+        for r in small:
+            by.setdefault((r["task"], r["n_train"], r["setting"]), {})[r["method"]] = r
+        diffs = [v["LTV"]["accuracy"] - v["steering"]["accuracy"] for v in by.values() if len(v) == 2]
+        m = bootstrap_mean(diffs)
+        claims.append(_claim(
+            "Data efficiency: with few labelled prompts (≤ 8 per corruption) the LTV beats the free steering vector",
+            "supported" if m["ci_low"] > 0 else "not supported",
+            {"LTV_minus_steering_accuracy_small_n": m, "cells": sorted({f"{k[0]} n={k[1]} {k[2]}" for k in by})},
+            "figures/science_data_efficiency.html",
+            "supported if the mean (over task × n ≤ 8 × setting cells) of LTV − steering accuracy has a 95% "
+            "bootstrap interval above 0"))  # fmt: skip
+    # --- portability ---------------------------------------------------------------------------------------
+    po = tables["portability"]
+    if po:
+        by = {}
+        for r in po:
+            by.setdefault(r["method"], {}).setdefault(f"{r['task']}|{r['template']}", r["correct"])
+        ev = {}
+        for method in ("LTV", "FV", "TV", "steering"):
+            if method in by and "none" in by:
+                ev[f"{method}_minus_none"] = _pooled_paired(by[method], by["none"])
+        if "LTV" in by and "FV" in by:
+            ev["LTV_minus_FV"] = _pooled_paired(by["LTV"], by["FV"])
+        ok = "LTV_minus_none" in ev and ev["LTV_minus_none"]["ci_low"] > 0
+        claims.append(_claim(
+            "Portability: the LTV transfers to natural zero-shot templates (raises accuracy over the bare model)",
+            "supported" if ok else "not supported", ev, "figures/science_portability.html",
+            "supported if LTV − bare model, pooled over tasks × templates (paired bootstrap over queries), is above 0"))  # fmt: skip
+    return claims
+
+
+def headcount_claims(hc: list[dict]) -> list[dict]:
+    out = []
+    ltv_name, fv_name = "LTV (top-k by |θ|·‖ā‖, refitted)", "FV (top-k by CIE)"
+    tasks = sorted({r["task"] for r in hc})
+    full = {(r["task"], r["setting"]): r for r in hc if r["method"] == ltv_name and r["k"] == max(x["k"] for x in hc)}
+    fracs, per_task = [], {}
+    for r in hc:
+        if r["method"] == ltv_name and r["k"] == 10 and (r["task"], r["setting"]) in full:
+            f = full[(r["task"], r["setting"])]
+            per_task[f"{r['task']}|{r['setting']}"] = {"k10": _acc(r), "all": _acc(f)}
+            if f["accuracy"] > 0:
+                fracs.append(r["accuracy"] / f["accuracy"])
+    m = bootstrap_mean(fracs)
+    out.append(_claim(
+        "A few heads carry the task: an LTV on its 10 largest heads (refitted) keeps ≥ 90% of the full LTV's accuracy",
+        "supported" if m["ci_low"] >= 0.9 else "not supported",
+        {"fraction_of_full_accuracy_k10": m, "per_task_setting": per_task, "tasks": tasks},
+        "figures/science_headcount.html",
+        "supported if the mean (over task × setting) of accuracy(k=10)/accuracy(all heads) has a 95% bootstrap "
+        "interval lower bound ≥ 0.9"))  # fmt: skip
+    overlaps = [r for r in hc if r["method"] == ltv_name and "overlap_with_fv" in r and r["setting"] == "zero-shot"]
+    excess = [r["overlap_with_fv"] / r["k"] for r in overlaps if r["k"] in (5, 10, 20)]
+    chance = [r["overlap_chance"] / r["k"] for r in overlaps if r["k"] in (5, 10, 20)]
+    m2 = bootstrap_mean(excess)
+    out.append(_claim(
+        "The sparse LTV keeps the FV's heads (its top-k heads by |θ|·‖ā‖ overlap the FV's top-k by CIE beyond chance)",
+        "supported" if m2["ci_low"] > (max(chance) if chance else 0) else "not supported",
+        {"overlap_fraction_k5_10_20": m2, "chance_fraction_max": max(chance) if chance else None,
+         "per_task_k": {f"{r['task']}|k={r['k']}": r["overlap_with_fv"] for r in overlaps}},
+        "figures/science_headcount.html",
+        "supported if the mean overlap fraction (k = 5, 10, 20) has a 95% bootstrap lower bound above chance (k/(L·H))"))  # fmt: skip
+    ltv_on_fv = {(r["task"], r["k"], r["setting"]): r for r in hc if r["method"] == "LTV on the FV's heads"}
+    fv = {(r["task"], r["k"], r["setting"]): r for r in hc if r["method"] == fv_name}
+    d = [ltv_on_fv[k]["accuracy"] - fv[k]["accuracy"] for k in fv if k in ltv_on_fv and k[1] == 10]
+    m3 = bootstrap_mean(d)
+    out.append(_claim(
+        "On the same 10 heads, learned weights (LTV on the FV's heads) beat the FV's unit weights at one layer",
+        "supported" if m3["ci_low"] > 0 else "not supported", {"LTV_on_FV_heads_minus_FV_k10": m3},
+        "figures/science_headcount.html",
+        "supported if the mean (over task × setting) accuracy difference at k=10 has a 95% bootstrap interval above 0"))  # fmt: skip
+    return out
+
+
+def _headline(evidence: dict) -> str:
+    """The first interval-carrying number of an evidence dict, as ``name: x [lo, hi]``."""
+    for name, value in evidence.items():
+        if isinstance(value, dict) and "ci_low" in value:
+            x = value.get("diff", value.get("mean", value.get("accuracy")))
+            if x is not None:
+                return f"{name}: {x:.3f} [{value['ci_low']:.3f}, {value['ci_high']:.3f}]"
+        if isinstance(value, dict):
+            inner = _headline(value)
+            if inner:
+                return f"{name}.{inner}"
+    return ""
+
+
+def claims_markdown(claims: list[dict]) -> str:
+    """The verdict table (claim, verdict, headline number with its 95% interval, figure) in Markdown."""
+    lines = ["| claim | verdict | headline evidence (95% CI) | figure |", "|---|---|---|---|"]
+    for c in claims:
+        by = f" ({c['confounded_by']})" if c.get("confounded_by") else ""
+        lines.append(f"| {c['claim']} | **{c['verdict']}**{by} | {_headline(c.get('evidence', {}))} | {c.get('figure', '')} |")
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,81 @@
+"""The study's phases: which units each computes (``interp science run PHASE --tasks a,b``).
+
+Phases (each resumable; a finished unit is read back, never recomputed):
+
+- ``core``: per task, everything below in this order while the task's prompts stay in memory (the
+  frozen prefixes are the dominant cost on a shared CPU): controls, ablation, the two halves, the second
+  seed, the random-label basis;
+- ``controls``: per task, the LTV, the bare model and clean ICL, the free steering vector, the cross-task basis;
+- ``ablation``: LTVs trained on one corruption only;
+- ``halves``: the LTV on each of two disjoint halves of the train split (the core of the stability test);
+- ``stability``: the stability fits (a second seed, two disjoint halves of the train split);
+- ``random-label``: the random-label basis;
+- ``headcount``: the sparse-LTV / FV head-count curve;
+- ``data``: data efficiency;
+- ``portability``: natural-text templates.
+
+``interp science summarise`` reads every stored unit (computing nothing), writes tidy tables and the verdicts
+(`analyses.science.claims`). Progress goes to stderr.
+"""
+
+from __future__ import annotations
+
+import gc
+import sys
+from dataclasses import fields
+from pathlib import Path
+
+from analyses.science.units import DEFAULT_TASKS, Context, ExperimentSettings, UnitStore
+
+PHASES = ("core", "controls", "ablation", "halves", "stability", "random-label", "headcount", "data", "portability")
+ROOT = Path("results/science/units")
+TENSOR_ROOT = Path(".cache/science")
+
+
+def _settings(args) -> ExperimentSettings:
+    over = {}
+    for f in fields(ExperimentSettings):
+        value = getattr(args, f.name, None)
+        if value is not None:
+            over[f.name] = value
+    return ExperimentSettings(**over)
+
+
+def run_phase(phase: str, tasks: list[str], settings: ExperimentSettings, root=ROOT, tensor_root=TENSOR_ROOT,
+              all_tasks=None, model=None, portability_methods=None) -> UnitStore:  # fmt: skip
+    """Compute every unit of ``phase`` for ``tasks`` (one task at a time, its prompts freed afterwards)."""
+    from analyses.science import controls, data_efficiency, portability, sparse, stability
+    from analyses.science.fits import fit_unit
+
+    store = UnitStore(root, tensor_root, log=lambda m: print(m, file=sys.stderr, flush=True))
+    ctx = Context(settings, model)
+    all_tasks = list(all_tasks or tasks)
+    for task in tasks:
+        if phase == "core":
+            controls.units(ctx, store, task, all_tasks, which=("steer", "cross", "ablation"))
+            for half in stability.HALVES:
+                fit_unit(ctx, store, task, train_half=half)
+            stability.fits_of(ctx, store, task)
+            controls.units(ctx, store, task, all_tasks, which=("random-label",))
+        elif phase == "controls":
+            controls.units(ctx, store, task, all_tasks, which=("steer", "cross"))
+        elif phase == "ablation":
+            controls.units(ctx, store, task, all_tasks, which=("ablation",))
+        elif phase == "halves":
+            for half in stability.HALVES:
+                fit_unit(ctx, store, task, train_half=half)
+        elif phase == "stability":
+            stability.fits_of(ctx, store, task)
+        elif phase == "random-label":
+            controls.units(ctx, store, task, all_tasks, which=("random-label",))
+        elif phase == "headcount":
+            sparse.units(ctx, store, task)
+        elif phase == "data":
+            data_efficiency.units(ctx, store, task)
+        elif phase == "portability":
+            portability.units(ctx, store, task, methods=tuple(portability_methods or portability.METHODS))
+        else:
+            raise SystemExit(f"unknown phase {phase!r}; choose one of {', '.join(PHASES)}")
+        ctx._problems.clear()  # free this task's frozen prefixes (GBs) before the next task
+        gc.collect()
+    return store
