@@ -26,6 +26,20 @@ a grid of prompt lengths (10-shot and 30-shot) and batch sizes (16 and 64 prompt
   model, the inputs and the engine's prefix exist): a batch of 16 drawn from a 64-prompt training pool
   (as `fit_ltv` trains), against the full recompute of the same 16 prompts.
 
+Ad-hoc patching (`interp.patching`), against TransformerLens's own ``transformer_lens.patching`` on the same
+left-padded batch of prompt pairs (``interp bench --only patching`` runs just this part):
+
+- ``patch_heads_final_speedup``: every head's ``hook_z`` at the final position (10-shot antonym pairs, clean
+  vs shuffled labels): `interp.patching.patch` end to end (clean run, corrupted prefix, every head a
+  one-token row from its layer) vs ``get_act_patch_attn_head_out_by_pos`` restricted to the final position
+  (``index_df``: one full forward per head, logits at every position, as TransformerLens computes them);
+- ``patch_resid_all_pos_speedup``: ``resid_pre`` at every (layer, position) of IOI pairs, each patch
+  re-running positions p..T-1 from its layer over the frozen earlier keys / values, vs
+  ``get_act_patch_resid_pre``;
+- each with ``*_ideal_speedup``, the same ratio in FLOPs (TransformerLens's forwards as it runs them,
+  against the work the engine cannot avoid: a patch at (l, p) runs positions p..T-1 through blocks
+  l..L-1 and unembeds the final position), and ``*_achieved`` = measured / ideal.
+
 The full paths are expensive, so they are timed on part of the work and scaled linearly, which the
 output states: a full CIE runs one independent, identical-cost forward per head (timed on
 ``full_cie_heads`` heads + the clean run), and both full paths cost the same per prompt (timed on at most
@@ -359,6 +373,7 @@ def run_benchmark(
             if progress:
                 print(f"bench: {json.dumps(cells[-1])}", file=sys.stderr, flush=True)
     head = next((c for c in cells if (c["shots"], c["batch"]) == HEADLINE), cells[0])
+    patching = patching_benchmark(model, shots=min(shots), repeats=1 if quick else 2)
     engine_mb, full_mb = _probe("engine", model_name), _probe("full", model_name)
     load.append(round(os.getloadavg()[0], 2))
     return {
@@ -372,6 +387,7 @@ def run_benchmark(
         "memory_step": "LTV step of 16 prompts; the engine draws them from a 64-prompt pool's prefix",
         "load_avg": load,
         "roofline": {k: round(v, 2) for k, v in roofline.items()},
+        **patching,
         "grid": cells,
     }
 
@@ -398,11 +414,149 @@ def format_table(r: dict) -> str:
                            f"{c['ltv_step_roofline_speedup']}x" for c in r["grid"] if "ltv_step_floor_s" in c)  # fmt: skip
         out.append(f"roofline: {rf['bandwidth_gbs']:.1f} GB/s streaming, {rf['gemm_gflops']:.0f} GFLOP/s GEMM; "
                    f"engine LTV step (every weight read forward + backward) {floors}")  # fmt: skip
+    if "patch_heads_final_speedup" in r:
+        out.append(format_patching(r))
     out.append("* full paths timed on part of the work (heads, prompts) and scaled linearly; see --json")
     return "\n".join(out)
 
 
+# ------------------------------------------------------------------------------------------------
+# Ad-hoc patching (interp.patching) against transformer_lens.patching
+# ------------------------------------------------------------------------------------------------
+
+
+def patch_ideal_speedups(cfg, tokens_heads: int, tokens_resid: int) -> dict:
+    """FLOP-count ideals of the two patching benchmarks (per prompt pair; a batch scales both paths alike).
+
+    TransformerLens: the clean run plus one full forward per patch, each unembedding every position (as
+    ``generic_activation_patch`` runs them). The engine: the clean run and the corrupted run (or prefix) once,
+    then a patch at (layer l, position p) runs positions p..T-1 through blocks l..L-1 (each attending to the
+    keys before it) and unembeds the final position."""
+    prompt, final_token, unembed = _flops(cfg)
+    L, H = cfg.n_layers, cfg.n_heads
+
+    def tl_forward(t: int) -> float:
+        return prompt(t, L) + t * unembed
+
+    t = tokens_heads
+    tl_heads = tl_forward(t) + L * H * tl_forward(t)
+    engine_heads = (prompt(t, L) + unembed) + prompt(t - 1, L) + final_token(t, L) + unembed + H * sum(
+        final_token(t, L - layer) + unembed for layer in range(L)
+    )
+    t = tokens_resid
+    tl_resid = tl_forward(t) + L * t * tl_forward(t)
+    # positions p..T-1 through the last L - l blocks: a prompt of T positions minus one of p (same keys seen)
+    suffix = sum(prompt(t, L - layer) - prompt(p, L - layer) + unembed for layer in range(L) for p in range(t))
+    engine_resid = 2 * (prompt(t, L) + unembed) + prompt(t - 1, L) + suffix
+    return {"patch_heads_final_ideal_speedup": tl_heads / engine_heads,
+            "patch_resid_all_pos_ideal_speedup": tl_resid / engine_resid}  # fmt: skip
+
+
+def _tl_patch_seconds(model, pairs, fn, index, metric) -> tuple[float, float]:
+    """Seconds of TransformerLens's clean run_with_cache, and per patch of ``fn`` (timed on ``index``)."""
+    import contextlib
+    import io
+
+    import torch
+
+    tokenizer = model.tokenizer
+    old = tokenizer.padding_side
+    tokenizer.padding_side = "left"  # TransformerLens infers the padding mask from the pad tokens
+    try:
+        with torch.no_grad():
+            t0 = time.perf_counter()
+            _, cache = model.run_with_cache(pairs.clean)
+            clean_s = time.perf_counter() - t0
+            t0 = time.perf_counter()
+            with contextlib.redirect_stderr(io.StringIO()):  # its progress bar
+                fn(model, pairs.corrupted, cache, metric, index_axis_names=None, index_df=index)
+            per_patch = (time.perf_counter() - t0) / len(index)
+    finally:
+        tokenizer.padding_side = old
+    return clean_s, per_patch
+
+
+def patching_benchmark(model, shots: int = 10, n_pairs: int = 4, resid_pairs: int = 2, tl_patches: int = 6,
+                       repeats: int = 2) -> dict:
+    """``patch_heads_final_*`` and ``patch_resid_all_pos_*`` (see the module docstring)."""
+    import pandas as pd
+    import torch
+    from transformer_lens import patching as tlp
+
+    from interp.patching import LogitDiff, patch, problem_pairs
+    from interp.patching.prompt_sets import ioi_pairs
+
+    L, H = model.cfg.n_layers, model.cfg.n_heads
+    out: dict = {}
+    # --- every head at the final position: the task-vector study's pairs (clean vs shuffled labels)
+    pool = problem_pairs(_problem(model, shots), 4 * n_pairs)
+    aligned = [i for i, (a, b) in enumerate(zip(pool.lengths("clean"), pool.lengths("corrupted"))) if a == b]
+    pairs = pool.select(aligned[:n_pairs] or [0])
+    metric = "answer_prob"
+    engine = _time(lambda: patch(model, pairs, metric=metric, component="z"), repeats)
+    T = pairs.corrupted.shape[1]
+    rows = torch.arange(len(pairs), device=pairs.answers.device)
+    probs = lambda logits: logits[:, -1].float().softmax(-1)[rows, pairs.answers].mean()  # noqa: E731
+    step = max(1, L * H // tl_patches)
+    units = [(l, T - 1, h) for l in range(L) for h in range(H)][::step][:tl_patches]
+    clean_s, per = _tl_patch_seconds(model, pairs, tlp.get_act_patch_attn_head_out_by_pos,
+                                     pd.DataFrame(units, columns=["layer", "pos", "head"]), probs)  # fmt: skip
+    tl = clean_s + L * H * per
+    out.update({"patch_heads_final_speedup": round(tl / engine, 1), "patch_heads_final_engine_s": round(engine, 2),
+                "patch_heads_final_tl_s": round(tl, 1), "patch_heads_final_pairs": len(pairs),
+                "patch_heads_final_tokens": int(T), "patch_heads_final_tl_measured": len(units)})  # fmt: skip
+    tokens_heads = T
+    # --- resid_pre at every (layer, position): IOI pairs (short prompts: the work grows as T^2 L^2)
+    pairs = ioi_pairs(model, n=resid_pairs)
+    diff = LogitDiff(pairs.answers, pairs.wrong)
+    engine = _time(lambda: patch(model, pairs, component="resid_pre", position="all"), max(1, repeats - 1),
+                   warmup=False)  # fmt: skip
+    T = pairs.corrupted.shape[1]
+    step = max(1, L * T // tl_patches)
+    units = [(l, p) for l in range(L) for p in range(T)][::step][:tl_patches]
+    clean_s, per = _tl_patch_seconds(model, pairs, tlp.get_act_patch_resid_pre,
+                                     pd.DataFrame(units, columns=["layer", "pos"]),
+                                     lambda logits: diff(logits[:, -1].float()).mean())  # fmt: skip
+    tl = clean_s + L * T * per
+    out.update({"patch_resid_all_pos_speedup": round(tl / engine, 1), "patch_resid_all_pos_engine_s": round(engine, 2),
+                "patch_resid_all_pos_tl_s": round(tl, 1), "patch_resid_all_pos_pairs": len(pairs),
+                "patch_resid_all_pos_tokens": int(T), "patch_resid_all_pos_tl_measured": len(units)})  # fmt: skip
+    ideal = patch_ideal_speedups(model.cfg, tokens_heads, T)
+    for name in ("patch_heads_final", "patch_resid_all_pos"):
+        out[f"{name}_ideal_speedup"] = round(ideal[f"{name}_ideal_speedup"], 1)
+        out[f"{name}_achieved"] = round(out[f"{name}_speedup"] / ideal[f"{name}_ideal_speedup"], 3)
+    return out
+
+
+def run_patching_benchmark(model_name: str = "smollm2-135m", quick: bool = False, shots: int = 10) -> dict:
+    """Only the patching part (``interp bench --only patching``)."""
+    import torch
+
+    load = [round(os.getloadavg()[0], 2)]
+    model = _load_model(model_name)
+    out = patching_benchmark(model, shots=shots, repeats=1 if quick else 2)
+    load.append(round(os.getloadavg()[0], 2))
+    return {"model": model_name, **out, "threads": torch.get_num_threads(), "load_avg": load}
+
+
+def format_patching(r: dict) -> str:
+    lines = []
+    for name, what in (("patch_heads_final", "every head at the final position"),
+                       ("patch_resid_all_pos", "resid_pre at every layer and position")):  # fmt: skip
+        if f"{name}_speedup" in r:
+            lines.append(
+                f"patching {what} ({r[f'{name}_pairs']} pairs of {r[f'{name}_tokens']} tokens): "
+                f"transformer_lens.patching* {r[f'{name}_tl_s']:.1f} s / interp.patching {r[f'{name}_engine_s']:.2f} s "
+                f"= {r[f'{name}_speedup']}x (ideal {r[f'{name}_ideal_speedup']}x)"
+            )
+    return "\n".join(lines)
+
+
 def cmd_bench(args) -> int:
+    if getattr(args, "only", None) == "patching":
+        result = run_patching_benchmark(args.model, quick=args.quick, shots=(args.shots or [10])[0])
+        print(json.dumps(result) if args.json else format_patching(result))
+        return 0
     kwargs = {}
     if args.shots:
         kwargs["shots"] = tuple(args.shots)

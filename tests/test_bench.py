@@ -55,3 +55,33 @@ def test_bench_json_is_one_document(capsys, monkeypatch):
                 "ltv_step_floor_s", "ltv_step_roofline_speedup", "roofline"):  # fmt: skip
         assert key in out, key
     assert out["ltv_step_roofline_speedup"] >= out["ltv_step_speedup"] * out["ltv_step_roofline_achieved"] * 0.99
+
+
+def test_patch_ideal_speedups_follow_the_work():
+    from types import SimpleNamespace
+
+    from interp.bench import patch_ideal_speedups
+
+    cfg = SimpleNamespace(n_layers=30, d_model=576, n_heads=9, d_head=64, n_key_value_heads=3, d_mlp=1536,
+                          d_vocab=49152, gated_mlp=True)  # fmt: skip
+    short, long = patch_ideal_speedups(cfg, 20, 15), patch_ideal_speedups(cfg, 80, 30)
+    # final-position heads: TransformerLens's forward grows with T, the engine's one-token rows hardly do
+    assert long["patch_heads_final_ideal_speedup"] > 2.5 * short["patch_heads_final_ideal_speedup"]
+    # every (layer, position): a patch at (l, p) still re-runs p..T-1 through l..L-1, about a quarter of the
+    # full forwards' token-layers, plus their all-position unembeddings: a few times, not orders of magnitude
+    assert 2 < short["patch_resid_all_pos_ideal_speedup"] < 12
+
+
+def test_bench_only_patching_is_one_json_document(capsys, monkeypatch):
+    import argparse
+
+    from interp.bench import cmd_bench
+
+    monkeypatch.setenv("INTERP_NUM_THREADS", "1")
+    args = argparse.Namespace(model="tiny-llama", only="patching", quick=True, json=True, shots=[2], batch=None)
+    assert cmd_bench(args) == 0
+    out = json.loads(capsys.readouterr().out)
+    for name in ("patch_heads_final", "patch_resid_all_pos"):
+        for key in ("speedup", "ideal_speedup", "achieved", "engine_s", "tl_s", "tokens", "pairs"):
+            assert f"{name}_{key}" in out, f"{name}_{key}"
+        assert out[f"{name}_speedup"] > 0

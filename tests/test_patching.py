@@ -451,3 +451,76 @@ def test_notebook_runs_on_tiny_model():
 def test_notebook_runs_on_smollm2():
     text = _run_notebook("smollm2-135m", timeout=600)
     assert "Spearman" in text and "PatchingResult" in text
+
+
+# ------------------------------------------------------------------------------------------------------------
+# The command line: interp patch
+# ------------------------------------------------------------------------------------------------------------
+
+
+def _cli(argv: list[str], capsys) -> tuple[int, str, str]:
+    """Run the verb through its own parser (the same add_parser / run the ``interp`` entry point registers)."""
+    import argparse
+
+    from interp.cli import patch as verb
+
+    parser = argparse.ArgumentParser(prog="interp")
+    verb.add_parser(parser.add_subparsers(dest="command"))
+    code = verb.run(parser.parse_args(["patch", *argv]))
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def _cli_matches_transformer_lens(model, model_name, clean, corrupted, answer, wrong, capsys) -> float:
+    code, out, _ = _cli(["--model", model_name, "--clean", clean, "--corrupted", corrupted, "--answer", answer,
+                         "--wrong", wrong, "--component", "heads", "--position", "final", "--json"], capsys)  # fmt: skip
+    assert code == 0
+    doc = json.loads(out)  # exactly one JSON document on stdout
+    assert set(doc) >= {"model", "component", "position", "method", "metric", "clean", "corrupted",
+                        "tokens_clean", "tokens_corrupted", "rows"} and doc["metric"] == "logit_diff"  # fmt: skip
+    pairs = P.make_pairs(model, clean, corrupted, answer=answer, wrong=wrong)
+    assert doc["tokens_corrupted"] == pairs.token_lists()[0] and doc["tokens_clean"] == pairs.token_lists("clean")[0]
+    T = len(doc["tokens_corrupted"])
+    L, H = model.cfg.n_layers, model.cfg.n_heads
+    index = pd.DataFrame([(l, T - 1, h) for l in range(L) for h in range(H)], columns=["layer", "pos", "head"])
+    with torch.no_grad():
+        _, cache = model.run_with_cache(pairs.clean)
+        ref = tlp.get_act_patch_attn_head_out_by_pos(model, pairs.corrupted, cache, tl_metric(pairs),
+                                                     index_axis_names=None, index_df=index)  # fmt: skip
+    got = {(r["layer"], r["head"]): r for r in doc["rows"]}
+    assert len(got) == L * H and all(r["position"] == T - 1 for r in doc["rows"])
+    mine = torch.tensor([got[(l, h)]["value"] for l in range(L) for h in range(H)])
+    ok, diff = close(mine, ref)
+    assert ok, f"largest difference {diff:.3g}"
+    r = doc["rows"][0]
+    assert r["normalized"] == pytest.approx((r["value"] - doc["corrupted"]) / (doc["clean"] - doc["corrupted"]))
+    return diff
+
+
+def test_cli_patch_heads_final_equals_transformer_lens(tiny_gpt2, capsys):
+    _cli_matches_transformer_lens(tiny_gpt2, "tiny-gpt2", "the cat sat on the", "the dog sat on the", " a", " in",
+                                  capsys)  # fmt: skip
+
+
+def test_cli_patch_positions_and_errors(capsys):
+    code, out, _ = _cli(["--model", "tiny-gpt2", "--clean", "the cat sat on the", "--corrupted", "the dog sat on the",
+                         "--answer", " a", "--wrong", " in", "--component", "resid_pre", "--position", "all",
+                         "--method", "attribution", "--json"], capsys)  # fmt: skip
+    doc = json.loads(out)
+    assert code == 0 and doc["method"] == "attribution" and doc["position"] == "all"
+    assert {r["position"] for r in doc["rows"]} == set(range(len(doc["tokens_corrupted"])))
+    assert all(r["head"] is None for r in doc["rows"])
+    code, out, _ = _cli(["--model", "tiny-gpt2", "--clean", "the cat sat on the", "--corrupted", "the dog sat on the",
+                         "--answer", " a", "--wrong", " in", "--position", "3"], capsys)  # fmt: skip
+    assert code == 0 and "logit difference" in out
+    with pytest.raises(P.PatchingError, match="equal length"):  # the entry point prints it as one line, exit 2
+        _cli(["--model", "tiny-gpt2", "--clean", "the cat sat", "--corrupted", "the dog sat on the", "--answer", " a",
+              "--wrong", " in", "--position", "all"], capsys)  # fmt: skip
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(900)
+def test_cli_patch_heads_final_equals_transformer_lens_on_smollm2(smollm2, capsys):
+    clean, corrupted, answer, wrong = IOI[0]
+    diff = _cli_matches_transformer_lens(smollm2, "smollm2-135m", clean, corrupted, answer, wrong, capsys)
+    print(f"largest |interp patch - get_act_patch_attn_head_out_by_pos| on SmolLM2: {diff:.3g}")
