@@ -47,6 +47,7 @@ import torch
 
 from interp.engine import final_logits
 from interp.stats import mean_ci
+from interp.store import Store, file_hash
 from interp.problems import run_prefix
 from interp.regression.evaluation import baseline_predictions
 from interp.regression.functions import FUNCTION_CLASSES
@@ -232,6 +233,54 @@ def _least_squares_errors(demos, batch, d: int) -> list[float]:
     all_y = torch.cat([ys, batch.targets[:, None]], dim=1)
     pred = baseline_predictions("least_squares", all_x, all_y)[:, -1]  # prediction of the query from the k demos
     return ((pred - batch.targets) ** 2 / d).tolist()
+
+
+#: bump when `run_length_experiment` computes something else, so stored cells are not reused
+LENGTH_VERSION = 1
+
+
+def _checkpoint_dir(checkpoint: str | Path) -> Path:
+    if isinstance(checkpoint, str) and (CHECKPOINT_DIR / checkpoint).is_dir():
+        return CHECKPOINT_DIR / checkpoint
+    return Path(checkpoint)
+
+
+def result_name(checkpoint: str | Path, shift: str | None) -> str:
+    """The file stem of a result: ``<checkpoint>[_<shift>]``."""
+    return Path(str(checkpoint)).name + (f"_{shift}" if shift else "")
+
+
+def length_spec(checkpoint: str | Path, shift: str | None, quick: bool, seed: int) -> dict:
+    """The store key of one length experiment: the checkpoint's *content* (weights and config), not its name."""
+    folder = _checkpoint_dir(checkpoint)
+    weights = sorted(folder.glob("*.safetensors")) + [folder / "config.json"]
+    return {"study": "regression-length", "checkpoint": result_name(checkpoint, None),
+            "checkpoint_content": [file_hash(w) for w in weights if w.exists()], "shift": shift, "quick": quick,
+            "seed": seed, "version": LENGTH_VERSION}  # fmt: skip
+
+
+def length_experiment(out_dir: Path, checkpoint: str | Path, shift: str | None = None, quick: bool = False,
+                      seed: int = 0, force: bool = False) -> tuple[dict, bool]:  # fmt: skip
+    """`run_length_experiment` as a cell of the store ``<out_dir>/store`` (computed once, then read back),
+    exported as ``<out_dir>/<checkpoint>[_<shift>].json``; returns ``(result, computed)``.
+
+    A result file written before the store existed (same checkpoint content, shift, quick and seed) is
+    adopted as the cell instead of being recomputed: the committed results keep their numbers.
+    """
+    out_dir = Path(out_dir)
+    store = Store(out_dir / "store", force=force)
+    spec = length_spec(checkpoint, shift, quick, seed)
+    export = out_dir / f"{result_name(checkpoint, shift)}.json"
+    if not force and export.exists() and store.read(store.key(spec)) is None:
+        old = json.loads(export.read_text())
+        if old.get("settings", {}).get("quick") == quick and old.get("settings", {}).get("seed") == seed:
+            store.get_or_compute(spec, lambda folder: old, kind="regression-length", label=export.stem)
+            store.computed = 0  # adopted, not computed
+    result = store.get_or_compute(spec, lambda folder: run_length_experiment(checkpoint, shift=shift, quick=quick,
+                                                                              seed=seed),
+                                  kind="regression-length", label=export.stem)  # fmt: skip
+    write_result(result, out_dir)
+    return result, store.computed > 0
 
 
 def write_result(result: dict, out_dir: Path = RESULTS_DIR) -> Path:

@@ -17,10 +17,13 @@ One import gives the working set of a notebook::
 - methods: `fit(method, problem, config)` with `LTVConfig` / `FVConfig` / `TVConfig`, `load_vector`;
 - scoring: `evaluate(problem, method, setting)` -> `Result`, `compare(problem, methods, setting)` ->
   `Comparison` (paired differences with CIs);
-- figures: `interp.plot.*` (the `analyses` figures, each returning ``(fig, tidy data)``).
+- ad-hoc activation patching: `interp.patching` (exact on the frozen-prefix engine, and attribution patching);
+- statistics: `interp.stats` (Wilson, Newcombe, paired and clustered bootstraps, Holm, rank correlations);
+- figures: `interp.plot.*` (data in, ``(fig, tidy data)`` out).
 """
 
-from interp import plot, vectors  # submodules as attributes: interp.plot.head_weights, interp.vectors.*
+from interp import patching, plot, stats, vectors  # submodules as attributes: interp.plot.head_weights, ...
+from interp import regression as _regression  # registers the ``regression:<class>`` model loader (interp.loaders)
 from interp.evaluation import Comparison, Result, compare, evaluate
 from interp.models import DEFAULT_MODEL, load_model
 from interp.problems import TextProblem
@@ -52,6 +55,8 @@ __all__ = [
     "load_model",
     "load_task",
     "load_vector",
+    "patching",
     "plot",
+    "stats",
     "vectors",
 ]  # fmt: skip

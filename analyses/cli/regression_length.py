@@ -23,7 +23,7 @@ def add_parser(sub) -> None:
 
 def run(args) -> int:
     """One (class, shift) experiment, or ``--class all``: every shipped class, with and without each shift."""
-    from analyses.regression_length import format_table, run_length_experiment, write_result
+    from analyses.regression_length import format_table, length_experiment
     from interp.regression import FUNCTION_CLASSES, SHIFTS
 
     if args.function_class == "all":
@@ -31,7 +31,8 @@ def run(args) -> int:
     else:
         jobs = [(args.function_class, args.shift)]
     for function_class, shift in jobs:
-        result = run_length_experiment(function_class, shift=shift, quick=args.quick, seed=args.seed)
-        path = write_result(result, Path(args.out or "results/regression"))
-        print(json.dumps(result["summary"]) if args.json else format_table(result) + f"\nwrote {path}\n")
+        out = Path(args.out or "results/regression")
+        result, computed = length_experiment(out, function_class, shift, quick=args.quick, seed=args.seed)
+        how = "computed" if computed else "read back from the store"
+        print(json.dumps(result["summary"]) if args.json else format_table(result) + f"\n{how}; wrote {out}\n")
     return 0

@@ -12,7 +12,7 @@ draws the two figures into ``figures/`` (``interp figures`` redraws them too, fr
     interp regress positions run linear sparse_linear linear_rotary sparse_linear_rotary
     interp regress positions claims
 
-Existing result files are kept unless ``--force``. Torch runs on one thread.
+Each experiment is a cell of the store ``<out>/store`` (computed once; ``--force`` recomputes). Torch runs on one thread.
 """
 
 from __future__ import annotations
@@ -53,9 +53,8 @@ def run(a) -> int:
     if a.positions_command == "run":
         from analyses.regression_length import (
             format_table,
+            length_experiment,
             load_checkpoint,
-            run_length_experiment,
-            write_result,
         )
 
         for name in a.checkpoints:
@@ -64,14 +63,10 @@ def run(a) -> int:
             except (ValueError, FileNotFoundError) as err:
                 raise ValueError(str(err)) from None
         for name in a.checkpoints:
-            path = out / f"{name}.json"
-            if path.exists() and not a.force:
-                print(f"{path} exists (--force to recompute)", flush=True)
-                continue
             t0 = time.time()
-            result = run_length_experiment(name, quick=a.quick, seed=a.seed)
-            write_result(result, out)
-            print(format_table(result) + f"\nwrote {path} ({time.time() - t0:.0f} s)\n", flush=True)
+            result, computed = length_experiment(out, name, quick=a.quick, seed=a.seed, force=a.force)
+            how = f"computed in {time.time() - t0:.0f} s" if computed else "read back from the store (--force to recompute)"
+            print(format_table(result) + f"\n{out / name}.json: {how}\n", flush=True)
         return 0
     from analyses.regression_positions import (
         CURVES_FIGURE,

@@ -10,6 +10,7 @@ above the library, in the application's ``analyses`` package.
 - `layer_sweep(df)` — accuracy vs injection layer (`compute_layer_sweep(problem, fv, tv, ltv, ...)`).
 - `regression_curves(records)`, `comparison_table(report)`, `cosine_similarity(vectors)`, `pca(panels)`.
 - `comparison(c)` — a paired `interp.compare` table as a bar chart with 95% CIs.
+- `patching(result)` — an `interp.patching` result as a heatmap (layer x head, or layer x position).
 
     >>> import interp, torch
     >>> ltv = interp.vectors.LearnedTaskVector({"theta": torch.randn(2, 4), "basis": torch.randn(1, 2, 4, 8)},
@@ -72,3 +73,10 @@ def comparison(c, title: str | None = None):
         )  # fmt: skip
     fig.update_layout(title=title or f"{next(iter(c.results.values())).task}: paired comparison (95% CIs)", height=380)
     return fig, df
+
+
+def patching(result, normalized: bool = True, title: str | None = None):
+    """Heatmap of an `interp.patching.PatchingResult` (diverging, centred at 0): ``(fig, result.to_frame())``."""
+    from interp.patching import plot_patching
+
+    return plot_patching(result, normalized=normalized, title=title), result.to_frame()

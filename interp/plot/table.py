@@ -144,9 +144,15 @@ def _plot_tasks_as_rows(df: pd.DataFrame, tasks, methods, settings, title):
         fig.update_yaxes(autorange="reversed", row=1, col=i)
         fig.update_xaxes(tickangle=-30, side="top", row=1, col=i)
     fig.update_layout(coloraxis=dict(colorscale="Blues", cmin=0, cmax=1, colorbar=dict(title="accuracy", len=0.4)))
+    # the method labels sit on top of each panel (tilted): lift the panel titles above them, not onto them
+    label_px = 14 + 6.5 * max(len(m) for m in methods) * 0.5  # height of a -30° label of the longest name
+    for annotation in fig.layout.annotations[: len(settings)]:
+        annotation.update(yshift=label_px + 12, font=dict(size=15))
     n = int(df.n.max())
     style(fig, title or f"Text comparison: every method on every task (n ≤ {n} test queries per cell)",
-          height=24 * (len(tasks) + 1) + 260, width=max(900, 260 + 2 * 95 * len(methods)))  # fmt: skip
+          height=24 * (len(tasks) + 1) + 260 + int(label_px), width=max(900, 260 + 2 * 95 * len(methods)))  # fmt: skip
+    # the main title at the very top, the panel titles between it and the tilted labels
+    fig.update_layout(margin=dict(t=int(130 + label_px)), title=dict(y=0.99, yref="container", yanchor="top"))
     fig.add_annotation(text=f"test accuracy ({_how(df)}); tasks sorted by clean ICL; † clean ICL < {WEAK_ICL}",
                        xref="paper", yref="paper", x=0, y=-0.02, showarrow=False, xanchor="left", yanchor="top")  # fmt: skip
     return fig
