@@ -273,7 +273,8 @@ def test_sweep_claims_pair_within_task_and_bootstrap_over_tasks(tmp_path):
 
     per_task = paired_by_task(load_cells(tmp_path / "s"), ("ltv", "zero-shot"), ("fv", "zero-shot"))
     assert per_task["a"]["diff"] == pytest.approx(0.5) and per_task["d"]["diff"] == pytest.approx(0.0)
-    assert per_task["a"]["seeds"] == [0, 1] and per_task["a"]["n"] == 2 * q
+    # two seeds score the same q queries: they are repeated fits, not 2q observations
+    assert per_task["a"]["seeds"] == [0, 1] and per_task["a"]["n"] == q
     assert per_task["a"]["ci_low"] > 0 and per_task["d"]["ci_low"] <= 0 <= per_task["d"]["ci_high"]
     (claim,) = ltv_vs_fv_claims(tmp_path / "s")  # only zero-shot cells exist
     ev = claim["evidence"]["difference_LTV_minus_FV_mean_over_tasks"]
@@ -313,3 +314,19 @@ def test_a_saved_vector_whose_result_was_lost_is_scored_not_refitted(tiny_gpt2, 
     next(troot.glob("*/vector.safetensors")).write_bytes(b"xx")  # the unit's artifacts folder: a truncated vector
     with pytest.raises(AssertionError, match="refitted"):
         fits.fit_unit(ctx, UnitStore(root, troot), "builtin:antonym")
+
+
+def test_seeds_do_not_narrow_a_task_interval(tmp_path):
+    """Repeating the same fit (identical outcomes under another seed) must not shrink the interval: the unit
+    that varies independently is the query (issue 20's complaint about pooled query x seed intervals)."""
+    from analyses.science.sweep_claims import load_cells, paired_by_task
+
+    rng = np.random.default_rng(0)
+    a, b = (rng.random(50) < 0.6).tolist(), (rng.random(50) < 0.4).tolist()
+    one = {("t", "ltv", "zero-shot", 0): a, ("t", "fv", "zero-shot", 0): b}
+    five = {(t, m, st, s): v for (t, m, st, _), v in one.items() for s in range(5)}
+    _cells_store(tmp_path / "one", one)
+    _cells_store(tmp_path / "five", five)
+    r1 = paired_by_task(load_cells(tmp_path / "one"), ("ltv", "zero-shot"), ("fv", "zero-shot"))["t"]
+    r5 = paired_by_task(load_cells(tmp_path / "five"), ("ltv", "zero-shot"), ("fv", "zero-shot"))["t"]
+    assert (r5["ci_low"], r5["ci_high"], r5["n"]) == (r1["ci_low"], r1["ci_high"], r1["n"]) == (r1["ci_low"], r1["ci_high"], 50)

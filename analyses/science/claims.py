@@ -23,10 +23,10 @@ from pathlib import Path
 import numpy as np
 
 from interp.defaults import STRONG_ICL
-from interp.stats import bootstrap_mean, paired_bootstrap, wilson, wilson_interval
+from interp.stats import bootstrap_mean, bootstrap_p_value, clustered_bootstrap, holm, wilson, wilson_interval
 from analyses.science import controls, data_efficiency, portability, sparse, stability, sweep_claims, sweep_stability
-from analyses.science.fits import fit_unit, fv_topk_unit, plain_unit, tv_unit
-from analyses.science.units import Context, MissingUnit, UnitStore, claim_record as _claim, pooled
+from analyses.science.fits import fit_unit, plain_unit
+from analyses.science.units import Context, MissingUnit, UnitStore, claim_record as _claim
 
 REGRESSION_CLAIMS = Path("results/regression_positions/claims.json")
 COMPARISON = Path("results/text_comparison.json")
@@ -99,18 +99,47 @@ def _fits_correct(ctx, store, tasks, kw, setting) -> dict[str, list[bool]]:
     return out
 
 
-def _pooled_paired(a: dict[str, list[bool]], b: dict[str, list[bool]]) -> dict:
-    """Paired difference a - b over every test query of the tasks both have (bootstrap over queries)."""
-    tasks = [t for t in a if t in b]
-    xa = [c for t in tasks for c in a[t]]
-    xb = [c for t in tasks for c in b[t]]
-    out = paired_bootstrap(xa, xb)
-    out["tasks"] = tasks
-    out["acc_a"] = wilson(xa)
-    out["acc_b"] = wilson(xb)
+def _by_task(values: dict[str, list]) -> dict[str, np.ndarray]:
+    """``{"task" or "task|variant": per-query values}`` -> ``{task: (n_variants, n_queries) or (n_queries,)}``:
+    variants of one task (templates, seeds) score the same queries, so they are rows of one cluster."""
+    grouped: dict[str, list] = {}
+    for key, v in values.items():
+        grouped.setdefault(key.split("|", 1)[0], []).append(np.asarray(v, dtype=float))
+    out = {}
+    for task, rows in grouped.items():
+        if len({len(r) for r in rows}) == 1:
+            out[task] = np.stack(rows) if len(rows) > 1 else rows[0]
+        else:  # unequal query counts cannot be paired per query: keep the variants' queries side by side
+            out[task] = np.concatenate(rows)
     return out
 
 
+def _pooled_paired(a: dict[str, list[bool]], b: dict[str, list[bool]]) -> dict:
+    """Paired difference a - b over the tasks both have: the mean over tasks of each task's mean difference on
+    the same queries, with a clustered bootstrap interval (tasks, then queries within a task).
+
+    Keys may be ``task`` or ``task|variant`` (a template, a seed): variants of one task score the same queries
+    and are averaged per query, never counted as more queries. ``acc_a`` / ``acc_b`` are the pooled accuracies
+    (descriptive, Wilson)."""
+    keys = [k for k in a if k in b and len(a[k]) == len(b[k])]
+    diffs = _by_task({k: np.asarray(a[k], dtype=float) - np.asarray(b[k], dtype=float) for k in keys})
+    c = clustered_bootstrap(diffs)
+    xa = [x for k in keys for x in a[k]]
+    xb = [x for k in keys for x in b[k]]
+    return {"diff": c["mean"], "ci_low": c["ci_low"], "ci_high": c["ci_high"], "n": c["n"], "n_tasks": c["n_clusters"],
+            "clustered_by": "task, then query (variants of a task averaged per query)", "tasks": keys,
+            "per_task": c["per_cluster"], "acc_a": wilson(xa), "acc_b": wilson(xb)}  # fmt: skip
+
+
+def _task_mean(values: dict[str, float]) -> dict:
+    """``{"task|...": number}`` -> bootstrap over tasks of each task's mean (cells of one task are not
+    independent units: they share its queries)."""
+    per_task: dict[str, list] = {}
+    for key, v in values.items():
+        if v is not None and np.isfinite(v):
+            per_task.setdefault(key.split("|", 1)[0], []).append(v)
+    out = bootstrap_mean([float(np.mean(v)) for v in per_task.values()])
+    return {**out, "n_tasks": out["n"], "clustered_by": "task (cells of a task averaged first)"}
 
 
 # ----------------------------------------------------------------------------------------------- claims
@@ -357,8 +386,8 @@ def build_claims(ctx: Context, store: UnitStore, tasks: list[str], tables: dict,
         below = all(r["ci_high"] < 0 for r in ev.values())
         verdict = "supported" if below else "not supported"
         return _claim(claim, verdict, {f"{rule_name}_minus_LTV_{s}": r for s, r in ev.items()}, figure,
-                      f"supported if the paired difference ({rule_name} − LTV, pooled over the tasks' test queries, "
-                      "95% bootstrap) is below 0 on both zero-shot and shuffled prompts")  # fmt: skip
+                      f"supported if the paired difference ({rule_name} − LTV, mean over tasks, clustered bootstrap over "
+                      "tasks then queries) has a 95% interval below 0 on both zero-shot and shuffled prompts")  # fmt: skip
 
     cross = {}
     for s in ("zero-shot", "shuffled"):
@@ -374,8 +403,9 @@ def build_claims(ctx: Context, store: UnitStore, tasks: list[str], tables: dict,
             "Control (cross-task basis): the head basis carries task information - θ fitted on another task's ā "
             "does worse than on the task's own ā", "supported" if below else "not supported",
             {f"cross_basis_minus_LTV_{s}": r for s, r in cross.items() if r}, "figures/science_controls.html",
-            "supported if the paired difference (cross-task basis − LTV, pooled over test queries, 95% bootstrap) "
-            "is below 0 on both settings; if it is not, the basis carries no task information and θ does the work"))  # fmt: skip
+            "supported if the paired difference (cross-task basis − LTV, mean over tasks, clustered bootstrap over "
+            "tasks then queries) has a 95% interval below 0 on both settings; if it is not, the basis carries no task "
+            "information and θ does the work"))  # fmt: skip
     c = control_claim(dict(basis="random-label"),
                       "Control (random-label basis): ā from clean prompts beats ā from prompts with random labels",
                       "figures/science_controls.html", "random_label_basis")
@@ -398,8 +428,8 @@ def build_claims(ctx: Context, store: UnitStore, tasks: list[str], tables: dict,
             {**{f"steering_minus_LTV_{s}": r for s, r in steer.items() if r},
              "generalisation_gap_steering_minus_LTV_mean_over_tasks": bootstrap_mean(gaps)},
             "figures/science_controls.html",
-            "supported if the paired difference (steering − LTV, pooled over test queries, 95% bootstrap) is below "
-            "0 on both settings; the generalisation gap is (train − test accuracy) of the steering vector minus the "
+            "supported if the paired difference (steering − LTV, mean over tasks, clustered bootstrap over tasks then "
+            "queries) has a 95% interval below 0 on both settings; the generalisation gap is (train − test accuracy) of the steering vector minus the "
             "LTV's, averaged over tasks"))  # fmt: skip
     rand = {}
     for s in ("zero-shot", "shuffled"):
@@ -414,11 +444,12 @@ def build_claims(ctx: Context, store: UnitStore, tasks: list[str], tables: dict,
         claims.append(_claim(
             "Control (random θ): the trained θ beats a random θ of the same norm on the same basis",
             "supported" if below else "not supported", {f"random_theta_minus_LTV_{s}": r for s, r in rand.items() if r},
-            "figures/science_controls.html", "supported if the paired difference (random θ − LTV) is below 0 on both settings"))  # fmt: skip
+            "figures/science_controls.html", "supported if the paired difference (random θ − LTV, mean over tasks, "
+            "clustered bootstrap over tasks then queries) has a 95% interval below 0 on both settings"))  # fmt: skip
 
     # label-supervised vs ICL: where ICL is weak, does the LTV exceed it?
     icl_rows = {r["task"]: r for r in tables["controls"] if r["variant"] == "ICL (clean)"}
-    per_task, exceed = {}, []
+    per_task, p_values = {}, {}
     for t, icl in icl_rows.items():
         plain = _try(plain_unit, ctx, store, t)
         f = _try(fit_unit, ctx, store, t, random_control=True)
@@ -426,13 +457,17 @@ def build_claims(ctx: Context, store: UnitStore, tasks: list[str], tables: dict,
             continue
         entry = {"ICL": _acc(plain["icl"]), "weak": plain["icl"]["accuracy"] < STRONG_ICL}  # not strong: "weak" here
         for s in ("zero-shot", "shuffled"):
-            d = paired_bootstrap(f["eval"][s]["correct"], plain["icl"]["correct"])
+            diff = np.asarray(f["eval"][s]["correct"], float) - np.asarray(plain["icl"]["correct"], float)
+            d = clustered_bootstrap({t: diff})
+            d = {"diff": d["mean"], "ci_low": d["ci_low"], "ci_high": d["ci_high"], "n": d["n"],
+                 "p": bootstrap_p_value(diff)}  # fmt: skip
             entry[f"LTV_{s}"] = _acc(f["eval"][s])
             entry[f"LTV_{s}_minus_ICL"] = d
-            if d["ci_low"] > 0:
-                exceed.append((t, s))
+            p_values[f"{t}|{s}"] = d["p"] if d["diff"] > 0 else 1.0  # one direction: the LTV above ICL
         per_task[t] = entry
     if per_task:
+        adjusted = holm(p_values)
+        exceed = sorted(tuple(k.split("|")) for k, p in adjusted.items() if p < 0.05)
         weak = [t for t, e in per_task.items() if e["weak"]]
         weak_exceed = sorted({t for t, s in exceed if t in weak})
         weak_pooled = {}
@@ -445,10 +480,11 @@ def build_claims(ctx: Context, store: UnitStore, tasks: list[str], tables: dict,
             "Control (label supervision vs ICL): the LTV restores the model's ICL representation (it does not "
             "exceed clean k-shot ICL)", "not supported" if exceed else "supported",
             {**weak_pooled, "per_task": per_task, "weak_tasks": weak, "tasks_settings_where_LTV_exceeds_ICL": [list(x) for x in exceed],
-             "weak_tasks_where_LTV_exceeds_ICL": weak_exceed},
+             "weak_tasks_where_LTV_exceeds_ICL": weak_exceed, "holm_adjusted_p": adjusted},
             "figures/science_controls.html",
-            "not supported if on some task the LTV's test accuracy exceeds clean ICL's on the same queries (paired "
-            "bootstrap interval above 0): there the LTV adds what ICL does not have, so it is not restoring ICL"))  # fmt: skip
+            "not supported if on some task × setting the LTV's test accuracy exceeds clean ICL's on the same queries "
+            "with a Holm-adjusted (over every task × setting) bootstrap p < 0.05: there the LTV adds what ICL does "
+            "not have, so it is not restoring ICL"))  # fmt: skip
 
     # corruption ablation: does training on one corruption transfer to the other?
     abl = {}
@@ -479,15 +515,15 @@ def build_claims(ctx: Context, store: UnitStore, tasks: list[str], tables: dict,
         by = {}
         for r in small:
             by.setdefault((r["task"], r["n_train"], r["setting"]), {})[r["method"]] = r
-        diffs = [v["LTV"]["accuracy"] - v["steering"]["accuracy"] for v in by.values() if len(v) == 2]
-        m = bootstrap_mean(diffs)
+        m = _task_mean({f"{k[0]}|{k[1]}|{k[2]}": v["LTV"]["accuracy"] - v["steering"]["accuracy"]
+                        for k, v in by.items() if len(v) == 2})  # fmt: skip
         claims.append(_claim(
             "Data efficiency: with few labelled prompts (≤ 8 per corruption) the LTV beats the free steering vector",
             "supported" if m["ci_low"] > 0 else "not supported",
             {"LTV_minus_steering_accuracy_small_n": m, "cells": sorted({f"{k[0]} n={k[1]} {k[2]}" for k in by})},
             "figures/science_data_efficiency.html",
-            "supported if the mean (over task × n ≤ 8 × setting cells) of LTV − steering accuracy has a 95% "
-            "bootstrap interval above 0"))  # fmt: skip
+            "supported if the mean over tasks (each task's n ≤ 8 × setting cells averaged first) of LTV − steering "
+            "accuracy has a 95% bootstrap interval (over tasks) above 0"))  # fmt: skip
     # --- portability ---------------------------------------------------------------------------------------
     po = tables["portability"]
     if po:
@@ -504,7 +540,8 @@ def build_claims(ctx: Context, store: UnitStore, tasks: list[str], tables: dict,
         claims.append(_claim(
             "Portability: the LTV transfers to natural zero-shot templates (raises accuracy over the bare model)",
             "supported" if ok else "not supported", ev, "figures/science_portability.html",
-            "supported if LTV − bare model, pooled over tasks × templates (paired bootstrap over queries), is above 0"))  # fmt: skip
+            "supported if LTV − bare model (mean over tasks; clustered bootstrap over tasks, then queries, templates "
+            "averaged per query) has a 95% interval above 0"))  # fmt: skip
     return claims
 
 
@@ -513,41 +550,43 @@ def headcount_claims(hc: list[dict]) -> list[dict]:
     ltv_name, fv_name = "LTV (top-k by |θ|·‖ā‖, refitted)", "FV (top-k by CIE)"
     tasks = sorted({r["task"] for r in hc})
     full = {(r["task"], r["setting"]): r for r in hc if r["method"] == ltv_name and r["k"] == max(x["k"] for x in hc)}
-    fracs, per_task = [], {}
+    fracs, per_task = {}, {}
     for r in hc:
         if r["method"] == ltv_name and r["k"] == 10 and (r["task"], r["setting"]) in full:
             f = full[(r["task"], r["setting"])]
             per_task[f"{r['task']}|{r['setting']}"] = {"k10": _acc(r), "all": _acc(f)}
             if f["accuracy"] > 0:
-                fracs.append(r["accuracy"] / f["accuracy"])
-    m = bootstrap_mean(fracs)
+                fracs[f"{r['task']}|{r['setting']}"] = r["accuracy"] / f["accuracy"]
+    m = _task_mean(fracs)
     out.append(_claim(
         "A few heads carry the task: an LTV on its 10 largest heads (refitted) keeps ≥ 90% of the full LTV's accuracy",
         "supported" if m["ci_low"] >= 0.9 else "not supported",
         {"fraction_of_full_accuracy_k10": m, "per_task_setting": per_task, "tasks": tasks},
         "figures/science_headcount.html",
-        "supported if the mean (over task × setting) of accuracy(k=10)/accuracy(all heads) has a 95% bootstrap "
-        "interval lower bound ≥ 0.9"))  # fmt: skip
+        "supported if the mean over tasks (settings averaged first) of accuracy(k=10)/accuracy(all heads) has a "
+        "95% bootstrap interval (over tasks) with lower bound ≥ 0.9"))  # fmt: skip
     overlaps = [r for r in hc if r["method"] == ltv_name and "overlap_with_fv" in r and r["setting"] == "zero-shot"]
-    excess = [r["overlap_with_fv"] / r["k"] for r in overlaps if r["k"] in (5, 10, 20)]
+    excess = {f"{r['task']}|{r['k']}": r["overlap_with_fv"] / r["k"] for r in overlaps if r["k"] in (5, 10, 20)}
     chance = [r["overlap_chance"] / r["k"] for r in overlaps if r["k"] in (5, 10, 20)]
-    m2 = bootstrap_mean(excess)
+    m2 = _task_mean(excess)
     out.append(_claim(
         "The sparse LTV keeps the FV's heads (its top-k heads by |θ|·‖ā‖ overlap the FV's top-k by CIE beyond chance)",
         "supported" if m2["ci_low"] > (max(chance) if chance else 0) else "not supported",
         {"overlap_fraction_k5_10_20": m2, "chance_fraction_max": max(chance) if chance else None,
          "per_task_k": {f"{r['task']}|k={r['k']}": r["overlap_with_fv"] for r in overlaps}},
         "figures/science_headcount.html",
-        "supported if the mean overlap fraction (k = 5, 10, 20) has a 95% bootstrap lower bound above chance (k/(L·H))"))  # fmt: skip
+        "supported if the mean over tasks of the overlap fraction (k = 5, 10, 20 averaged per task) has a 95% "
+        "bootstrap lower bound (over tasks) above chance (k/(L·H))"))  # fmt: skip
     ltv_on_fv = {(r["task"], r["k"], r["setting"]): r for r in hc if r["method"] == "LTV on the FV's heads"}
     fv = {(r["task"], r["k"], r["setting"]): r for r in hc if r["method"] == fv_name}
-    d = [ltv_on_fv[k]["accuracy"] - fv[k]["accuracy"] for k in fv if k in ltv_on_fv and k[1] == 10]
-    m3 = bootstrap_mean(d)
+    d = {f"{k[0]}|{k[2]}": ltv_on_fv[k]["accuracy"] - fv[k]["accuracy"] for k in fv if k in ltv_on_fv and k[1] == 10}
+    m3 = _task_mean(d)
     out.append(_claim(
         "On the same 10 heads, learned weights (LTV on the FV's heads) beat the FV's unit weights at one layer",
         "supported" if m3["ci_low"] > 0 else "not supported", {"LTV_on_FV_heads_minus_FV_k10": m3},
         "figures/science_headcount.html",
-        "supported if the mean (over task × setting) accuracy difference at k=10 has a 95% bootstrap interval above 0"))  # fmt: skip
+        "supported if the mean over tasks (settings averaged first) of the accuracy difference at k=10 has a 95% "
+        "bootstrap interval (over tasks) above 0"))  # fmt: skip
     return out
 
 

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from interp.stats import bootstrap_mean, paired_bootstrap
+from interp.stats import bootstrap_p_value, clustered_bootstrap, holm
 from analyses.science.units import claim_record as _claim
 from interp.defaults import STRONG_ICL
 
@@ -37,23 +37,44 @@ def load_cells(sweep: str | Path) -> dict[tuple[str, str, str, int], list[bool]]
 def paired_by_task(cells, a: tuple[str, str], b: tuple[str, str]) -> dict[str, dict]:
     """Per task: ``a − b`` on the same queries, over the seeds both have ((method, setting) each).
 
-    ``{"diff": mean over seeds of the per-seed mean difference, "ci_low"/"ci_high": paired bootstrap over the
-    (query, seed) pairs, "seeds": [...], "acc_a", "acc_b"}``.
+    Seeds re-fit the vectors and re-draw the demonstrations but score the *same* test queries: they are
+    repeated fits, not new data. So each query's difference is averaged over the seeds first, and the interval
+    and the two-sided bootstrap ``p`` resample queries (n = the number of queries, never queries × seeds).
+    ``{"diff", "ci_low", "ci_high", "n", "p", "seeds", "acc_a", "acc_b", "per_query"}``.
     """
     out = {}
     tasks = sorted({k[0] for k in cells})
     for task in tasks:
         seeds = sorted(s for (t, m, st, s) in cells if (t, m, st) == (task, *a) and (task, *b, s) in cells)
         seeds = [s for s in seeds if len(cells[(task, *a, s)]) == len(cells[(task, *b, s)])]
-        if not seeds:
+        if not seeds or len({len(cells[(task, *a, s)]) for s in seeds}) != 1:
             continue
-        xa = [v for s in seeds for v in cells[(task, *a, s)]]
-        xb = [v for s in seeds for v in cells[(task, *b, s)]]
-        per_seed = [np.mean(cells[(task, *a, s)]) - np.mean(cells[(task, *b, s)]) for s in seeds]
-        pooled = paired_bootstrap(xa, xb)
-        out[task] = {"diff": float(np.mean(per_seed)), "ci_low": pooled["ci_low"], "ci_high": pooled["ci_high"],
-                     "n": pooled["n"], "seeds": seeds, "acc_a": float(np.mean(xa)), "acc_b": float(np.mean(xb))}  # fmt: skip
+        xa = np.array([cells[(task, *a, s)] for s in seeds], dtype=float)  # [seed, query]
+        xb = np.array([cells[(task, *b, s)] for s in seeds], dtype=float)
+        per_query = (xa - xb).mean(0)
+        c = clustered_bootstrap({task: per_query})
+        out[task] = {"diff": c["mean"], "ci_low": c["ci_low"], "ci_high": c["ci_high"], "n": c["n"],
+                     "p": bootstrap_p_value(per_query), "seeds": seeds, "acc_a": float(xa.mean()),
+                     "acc_b": float(xb.mean()), "per_query": per_query}  # fmt: skip
     return out
+
+
+def _over_tasks(per_task: dict[str, dict]) -> dict:
+    """The mean over tasks of the per-task difference, clustered bootstrap (tasks, then queries)."""
+    c = clustered_bootstrap({t: d["per_query"] for t, d in per_task.items()})
+    return {"mean": c["mean"], "ci_low": c["ci_low"], "ci_high": c["ci_high"], "n": c["n_clusters"],
+            "n_queries": c["n"], "clustered_by": "task, then query (seeds averaged per query)"}  # fmt: skip
+
+
+def _holm_directional(per_task: dict[str, dict], sign: int) -> tuple[list[str], dict[str, float]]:
+    """Tasks whose difference has ``sign`` with a Holm-adjusted (over all the tasks) p < 0.05."""
+    p = {t: (d["p"] if np.sign(d["diff"]) == sign else 1.0) for t, d in per_task.items()}
+    adjusted = holm(p)
+    return sorted(t for t, q in adjusted.items() if q < 0.05), adjusted
+
+
+def _public(per_task: dict[str, dict]) -> dict[str, dict]:
+    return {t: {k: v for k, v in d.items() if k != "per_query"} for t, d in per_task.items()}
 
 
 def ltv_vs_fv_claims(sweep: str | Path, steer_vs_ltv: dict | None = None) -> list[dict]:
@@ -64,13 +85,14 @@ def ltv_vs_fv_claims(sweep: str | Path, steer_vs_ltv: dict | None = None) -> lis
         per_task = paired_by_task(cells, ("ltv", setting), ("fv", setting))
         if not per_task:
             continue
-        mean = bootstrap_mean([d["diff"] for d in per_task.values()])
+        mean = _over_tasks(per_task)
+        above, _ = _holm_directional(per_task, +1)
+        below, _ = _holm_directional(per_task, -1)
         evidence = {
             "difference_LTV_minus_FV_mean_over_tasks": mean,
-            "tasks_LTV_above_FV": sorted(t for t, d in per_task.items() if d["ci_low"] > 0),
-            "tasks_FV_above_LTV": sorted(t for t, d in per_task.items() if d["ci_high"] < 0),
+            "tasks_LTV_above_FV": above, "tasks_FV_above_LTV": below, "per_task_test": "bootstrap p, Holm over tasks",
             "seeds_per_task": {t: len(d["seeds"]) for t, d in per_task.items()},
-            "per_task": per_task, "source": f"{sweep} (per-query outcomes; paired within task and seed)",
+            "per_task": _public(per_task), "source": f"{sweep} (per-query outcomes; paired within task and seed)",
         }  # fmt: skip
         verdict = "supported" if mean["ci_low"] > 0 else "not supported"
         extra = {}
@@ -86,8 +108,8 @@ def ltv_vs_fv_claims(sweep: str | Path, steer_vs_ltv: dict | None = None) -> lis
         out.append(_claim(
             f"LTV > FV on {setting} text prompts (the whole task suite)", verdict, evidence,
             "figures/comparison_table.html",
-            "supported if the mean over tasks of the paired LTV − FV accuracy difference has a 95% bootstrap interval "
-            "(over tasks) above 0; confounded if, in addition, a free steering vector trained on the same labels is "
+            "supported if the mean over tasks of the paired LTV − FV accuracy difference has a 95% interval above 0 "
+            "(clustered bootstrap: tasks, then queries; seeds averaged per query); confounded if, in addition, a free steering vector trained on the same labels is "
             "not significantly worse than the LTV", **extra))  # fmt: skip
     return out
 
@@ -104,17 +126,19 @@ def weak_icl_claim(sweep: str | Path, threshold: float = STRONG_ICL) -> dict | N
     per_task = {t: d for t, d in paired_by_task(cells, ("ltv", "zero-shot"), ("icl", "icl")).items() if t in weak}
     if not per_task:
         return None
-    exceeds = sorted(t for t, d in per_task.items() if d["ci_low"] > 0)
-    below = sorted(t for t, d in per_task.items() if d["ci_high"] < 0)
+    exceeds, adjusted = _holm_directional(per_task, +1)
+    below, _ = _holm_directional(per_task, -1)
     evidence = {
         "weak_icl_threshold": threshold, "weak_tasks": sorted(per_task),
         "tasks_LTV_zero_shot_above_clean_ICL": exceeds, "tasks_LTV_zero_shot_below_clean_ICL": below,
-        "difference_LTV_zero_shot_minus_ICL_mean_over_weak_tasks": bootstrap_mean([d["diff"] for d in per_task.values()]),
-        "per_task": per_task, "source": f"{sweep} (per-query outcomes; paired within task and seed)",
+        "holm_adjusted_p_LTV_above_ICL": adjusted,
+        "difference_LTV_zero_shot_minus_ICL_mean_over_weak_tasks": _over_tasks(per_task),
+        "per_task": _public(per_task), "source": f"{sweep} (per-query outcomes; paired within task and seed)",
     }  # fmt: skip
     return _claim(
         "Control (label supervision vs ICL, whole suite): the LTV restores the model's ICL behaviour - on tasks where "
         f"clean ICL is weak (< {threshold}) it does not exceed clean ICL on the same queries",
         "not supported" if exceeds else "supported", evidence, "figures/comparison_table.html",
-        "not supported if on at least one weak task the LTV's zero-shot accuracy exceeds clean k-shot ICL's with a "
-        "paired 95% interval (queries × seeds) above 0: there the LTV supplies the task from its labels")  # fmt: skip
+        "not supported if on at least one weak task the LTV's zero-shot accuracy exceeds clean k-shot ICL's on the "
+        "same queries with a Holm-adjusted (over the weak tasks) bootstrap p < 0.05 (seeds averaged per query): "
+        "there the LTV supplies the task from its labels")  # fmt: skip
