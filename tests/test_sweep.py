@@ -349,3 +349,22 @@ def test_gpus_per_worker_packs_workers_on_a_gpu():
     for bad in (0, -1, 1.5):
         with pytest.raises(SweepConfigError, match="gpus_per_worker"):
             SweepConfig(tasks="a", gpus_per_worker=bad).validate()
+
+
+def test_steering_in_the_sweep_keeps_the_best_learning_rate_on_valid(tmp_path, tasks_dir):
+    """`steer` cells: one fit per learning rate of the grid, the kept one has the lowest validation loss
+    (chosen on valid, never on test), and the grid is part of the cell's key."""
+    from interp.cli import main
+
+    args = ["sweep", "--model", "tiny-gpt2", "--tasks", "antonym", "--tasks-dir", str(tasks_dir), "--methods", "steer",
+            "--settings", "zero-shot", "--seeds", "0", "--n", "6", "--workers", "0", "--quiet", "--json",
+            "--steer-lr-grid", "0.001,0.3", "--out", str(tmp_path / "s")]  # fmt: skip
+    for opt in ("steps=6", "eval_every=2", "n_train=8", "n_valid=4", "batch_size=4"):
+        args += ["--set", f"steer.{opt}"]
+    assert main(args) == 0
+    (cell,) = [json.loads(p.read_text()) for p in (tmp_path / "s" / "cells").glob("*.json")]
+    grid = cell["fit"]["lr_grid"]
+    assert cell["status"] == "ok" and set(grid) == {"0.001", "0.3"}
+    assert cell["fit"]["lr"] == float(min(grid, key=lambda lr: grid[lr]["best_valid_loss"]))
+    assert main(args[:-2] + ["--steer-lr-grid", "0.001", "--out", str(tmp_path / "s")]) == 0  # another grid: a new cell
+    assert len(list((tmp_path / "s" / "cells").glob("*.json"))) == 2

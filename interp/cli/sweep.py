@@ -16,7 +16,7 @@ from dataclasses import fields
 from interp.sweep.config import METHODS, SweepConfig, SweepConfigError
 
 _FLAG_FIELDS = ("model", "tasks", "tasks_dir", "methods", "settings", "seeds", "n", "shots", "template",
-                "split_seed", "workers", "address", "device", "threads", "gpus_per_worker", "out")  # fmt: skip
+                "split_seed", "workers", "address", "device", "threads", "gpus_per_worker", "out", "steer_lr_grid")  # fmt: skip
 
 
 HELP = "run a grid of resumable cells (model x task x method x setting x seed) on Ray"
@@ -36,6 +36,8 @@ def add_parser(sub) -> None:
     p.add_argument("--shots", type=int, default=None, help="demonstrations per prompt (default 10)")
     p.add_argument("--template", default=None)
     p.add_argument("--split-seed", dest="split_seed", type=int, default=None, help="train/valid/test split seed (default 0)")
+    p.add_argument("--steer-lr-grid", dest="steer_lr_grid", default=None,
+                   help="comma-separated learning rates; the steering vector keeps the best on the valid split")
     p.add_argument("--workers", type=int, default=None, help="Ray actors, one model each (default 1; 0 = in-process)")
     p.add_argument("--address", default=None, help="join a Ray cluster ('auto' or ray://host:10001)")
     p.add_argument("--device", default=None, help="cpu | cuda (default: cuda when available)")
@@ -60,8 +62,8 @@ def config_from_args(args) -> SweepConfig:
             raise SweepConfigError(f"--set {opt!r}: expected METHOD.FIELD=VALUE, e.g. ltv.steps=200")
         lhs, raw = opt.split("=", 1)
         method, name = lhs.split(".", 1)
-        if method not in ("ltv", "fv", "tv", "ltv_multi"):
-            raise SweepConfigError(f"--set {opt!r}: options exist for ltv, fv, tv and ltv_multi only")
+        if method not in ("ltv", "fv", "tv", "ltv_multi", "steer"):
+            raise SweepConfigError(f"--set {opt!r}: options exist for ltv, fv, tv, ltv_multi and steer only")
         sub = base.get(method) or {}
         sub = sub if isinstance(sub, dict) else {f.name: getattr(sub, f.name) for f in fields(sub)}
         try:

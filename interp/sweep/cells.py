@@ -32,17 +32,20 @@ from interp.results import EvalResult
 from interp.problems import TextProblem, run_prefix
 from interp.prompts import model_prompts, require_scorable
 from interp.tasks import load_task
-from interp.vectors import FVConfig, LTVConfig, TVConfig, fit_fv, fit_ltv, fit_tv, load_vector
+from interp.vectors import (
+    FVConfig, LTVConfig, SteeringConfig, TVConfig, fit_fv, fit_lr_grid, fit_ltv, fit_tv, load_vector,
+)  # fmt: skip
 
 #: bump a method's version when what its cells compute changes: its cells (and only those) are recomputed
-CELL_VERSION: dict[str, int] = {"none": 1, "icl": 1, "ltv": 1, "fv": 1, "tv": 1, "random": 1, "ltv-multi": 2}
+CELL_VERSION: dict[str, int] = {"none": 1, "icl": 1, "ltv": 1, "fv": 1, "tv": 1, "random": 1, "ltv-multi": 2, "steer": 1}
 #: the fitted vector each method's cells use (None: no fit)
 FIT_OF: dict[str, str | None] = {
     "none": None, "icl": None, "ltv": "ltv", "fv": "fv", "tv": "tv", "random": "ltv", "ltv-multi": "ltv-multi",
+    "steer": "steer",
 }  # fmt: skip
 LABELS = {
     "none": "none", "icl": "ICL (clean)", "random": "random-θ", "fv": "FV", "tv": "TV", "ltv": "LTV",
-    "ltv-multi": "LTV (multi-task)",
+    "ltv-multi": "LTV (multi-task)", "steer": "steering",
 }  # fmt: skip
 _TEST_QUERY_SEED = 303  # the test queries' order: fixed by the split, not by the sweep seed
 
@@ -108,6 +111,9 @@ def _configs(options: dict, seed: int, model) -> dict[str, Any]:
         "ltv": replace(LTVConfig(**options["ltv"]), seed=seed),
         "fv": replace(fv, seed=seed, top_k=min(fv.top_k, n_heads)),
         "tv": TVConfig(**options["tv"]),
+        "steer": replace(SteeringConfig(**{k: v for k, v in options.get("steer", {}).items() if k != "lr_grid"}),
+                         seed=seed),
+        "steer_lr_grid": tuple(options.get("steer", {}).get("lr_grid", ())),
     }
 
 
@@ -157,8 +163,9 @@ def _failed(cell: CellSpec, err: BaseException, stage: str) -> dict:
 def _fit_info(vec) -> dict:
     meta = vec.meta
     info: dict[str, Any] = {}
-    if vec.method == "ltv":
-        info = {k: meta.get("training", {}).get(k) for k in ("steps_run", "best_step", "stopped", "wall_s")}
+    if vec.method in ("ltv", "steer"):
+        keys = ("steps_run", "best_step", "stopped", "wall_s", "lr", "lr_grid")
+        info = {k: meta.get("training", {}).get(k) for k in keys if k in meta.get("training", {})}
     elif vec.method in ("fv", "tv"):
         info = {"layer": vec.layer}
         if vec.method == "fv":
@@ -213,9 +220,11 @@ def run_group(model, group: GroupSpec, emit: Callable[[dict], None]) -> None:
         "ltv": lambda: fit_ltv(problem, cfgs["ltv"], progress=False),
         "fv": lambda: fit_fv(problem, cfgs["fv"], progress=False),
         "tv": lambda: fit_tv(problem, cfgs["tv"], progress=False),
+        "steer": lambda: fit_lr_grid("steer", problem, cfgs["steer"], cfgs["steer_lr_grid"] or (cfgs["steer"].lr,),
+                                     progress=False),
     })  # fmt: skip
     # fits first in a fixed order (LTV before its random control), so prefixes are shared as planned
-    order = {"icl": 0, "none": 1, "ltv": 2, "random": 3, "fv": 4, "tv": 5}
+    order = {"icl": 0, "none": 1, "ltv": 2, "random": 3, "steer": 4, "fv": 5, "tv": 6}
     for cell in sorted(group.cells, key=lambda c: (order.get(c.method, 9), c.setting)):
         stage = "fit"
         try:

@@ -23,7 +23,7 @@ from typing import Any
 
 import tomllib
 
-from interp.vectors import FVConfig, LTVConfig, TVConfig
+from interp.vectors import FVConfig, LTVConfig, SteeringConfig, TVConfig
 
 #: what each method name computes (one cell per task x setting x seed unless noted)
 METHODS: dict[str, str] = {
@@ -33,6 +33,8 @@ METHODS: dict[str, str] = {
     "fv": "function vector (top-k heads by causal indirect effect, one layer)",
     "tv": "task vector (a layer's mean hidden state, transplanted)",
     "random": "random-θ control: the LTV's head means with random θ of the trained θ's norm",
+    "steer": "free steering vector (one d_model vector per layer): the LTV's prompts, steps and early stopping, "
+             "its learning rate chosen on the valid split from `steer_lr_grid`",
     "ltv-multi": "one LTV trained on all the sweep's tasks at once, evaluated per task",
 }
 SETTINGS = ("zero-shot", "shuffled")
@@ -67,6 +69,10 @@ class SweepConfig:
     # the multi-task LTV's pools are per task: the full-suite sweep's 41 tasks at the single-task sizes would
     # hold ~17 GB of frozen prefixes (~4.3 MB per 10-shot prompt on SmolLM2), so it gets its own, smaller ones
     ltv_multi: LTVConfig = field(default_factory=lambda: _DEFAULTS["ltv_multi"]())
+    # the free steering vector: the LTV's pools, steps and early stopping (``SteeringConfig.like``); its lr is
+    # chosen on the valid split from this grid (a control that could win must get its best learning rate)
+    steer: SteeringConfig = field(default_factory=lambda: _DEFAULTS["steer"]())
+    steer_lr_grid: tuple[float, ...] = (0.003, 0.01, 0.03)
     # execution (not part of any cell's key)
     workers: int = 1  # Ray actors, one model each; 0 = run in this process (no Ray)
     address: str | None = None  # a Ray cluster ("auto" or "ray://host:10001"); None starts a local instance
@@ -80,6 +86,7 @@ class SweepConfig:
     def __post_init__(self) -> None:
         self.tasks = tuple(_split(self.tasks))
         self.methods = tuple(_split(self.methods))
+        self.steer_lr_grid = tuple(float(x) for x in _split(self.steer_lr_grid))
         self.settings = tuple(_split(self.settings))
         try:
             self.seeds = tuple(int(s) for s in _split(self.seeds))
@@ -140,6 +147,7 @@ _DEFAULTS = {
     "fv": lambda: FVConfig(n_mean=32, n_cie=16, n_valid=24),
     "tv": lambda: TVConfig(n_source=24, n_valid=24),
     "ltv_multi": lambda: LTVConfig(n_mean=16, n_train=12, n_valid=6),
+    "steer": lambda: SteeringConfig.like(LTVConfig(n_mean=32, n_train=48, n_valid=24)),
 }
 
 

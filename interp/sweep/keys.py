@@ -56,11 +56,11 @@ def plan(cfg: SweepConfig, fingerprint: str, tasks: list[tuple[str, str]]) -> li
     options = {
         "shots": cfg.shots, "template": cfg.template, "n": cfg.n, "split_seed": cfg.split_seed,
         "ltv": asdict(cfg.ltv), "fv": asdict(cfg.fv), "tv": asdict(cfg.tv),
-        "ltv_multi": asdict(cfg.ltv_multi),
+        "ltv_multi": asdict(cfg.ltv_multi), "steer": {**asdict(cfg.steer), "lr_grid": list(cfg.steer_lr_grid)},
     }  # fmt: skip
     prompt = {"model": fingerprint, "split_seed": cfg.split_seed, "shots": cfg.shots, "template": cfg.template}
     method_cfg = {"ltv": options["ltv"], "random": options["ltv"], "fv": options["fv"], "tv": options["tv"],
-                  "ltv-multi": options["ltv_multi"], "none": None, "icl": None}  # fmt: skip
+                  "ltv-multi": options["ltv_multi"], "steer": options["steer"], "none": None, "icl": None}  # fmt: skip
     out_dir = str(Path(cfg.out).resolve() / "artifacts")
     groups: list[GroupSpec] = []
     for seed in cfg.seeds:

@@ -33,8 +33,34 @@ def fit(method: str, problem, config=None, **kwargs) -> TaskVector:
     return _FITTERS[method](problem, config, **kwargs)
 
 
+def fit_lr_grid(method: str, problem, config, lrs, **kwargs) -> TaskVector:
+    """Fit ``method`` once per learning rate in ``lrs`` and keep the fit with the lowest validation loss.
+
+    For the trained vectors (``ltv``, ``steer``): the learning rate is chosen on the valid split, never on the
+    test queries, so a comparison of two methods each tuned from the same grid is budget-matched. The kept
+    vector's ``meta["training"]["lr_grid"]`` records every candidate's best validation loss and best step (a
+    best step at the step cap means the cap bound: train longer).
+    """
+    from dataclasses import replace
+
+    if method not in ("ltv", "steer"):
+        raise VectorError(f"a learning-rate grid applies to trained vectors (ltv, steer), not {method!r}")
+    lrs = [float(lr) for lr in lrs]
+    if not lrs or any(lr <= 0 for lr in lrs):
+        raise VectorError(f"the learning-rate grid must hold positive numbers, got {lrs}")
+    config = config if config is not None else CONFIGS[method]()
+    fits = {lr: fit(method, problem, replace(config, lr=lr), **kwargs) for lr in lrs}
+    summary = {str(lr): {k: v.meta["training"].get(k) for k in ("best_valid_loss", "best_step", "steps_run")}
+               for lr, v in fits.items()}  # fmt: skip
+    best = min(fits, key=lambda lr: fits[lr].meta["training"]["best_valid_loss"])
+    chosen = fits[best]
+    chosen.meta["training"]["lr_grid"] = summary
+    chosen.meta["training"]["lr"] = best
+    return chosen
+
+
 __all__ = [
     "CONFIGS", "METHODS", "FVConfig", "FunctionVector", "HiddenStateTaskVector", "LTVConfig",
     "LearnedTaskVector", "SteeringConfig", "SteeringVector", "TVConfig", "TaskVector", "VectorError", "causal_indirect_effects", "fit",
-    "fit_fv", "fit_ltv", "fit_steering", "fit_tv", "load_vector",
+    "fit_fv", "fit_lr_grid", "fit_ltv", "fit_steering", "fit_tv", "load_vector",
 ]  # fmt: skip
