@@ -36,7 +36,7 @@ def _execute(path: Path, env: dict[str, str], timeout: int = 300) -> nbformat.No
 
 
 def test_notebooks_exist_and_have_no_stale_outputs():
-    assert [p.name for p in ALL] == ["01_quickstart.ipynb", "02_patching.ipynb", "03_regression.ipynb"]
+    assert [p.name for p in ALL] == ["01_quickstart.ipynb", "02_patching.ipynb", "03_regression.ipynb", "04_adhoc_patching.ipynb"]
     for path in ALL:
         book = nbformat.read(path, as_version=4)
         nbformat.validate(book)

@@ -7,6 +7,8 @@
     interp bench [--json]                   # engine vs full-recompute speed and memory
     interp check --model M [--device D] [--dtype T] [--json]   # verify the engine's identities on a model
     interp check --families [--json]        # the same on a tiny model of every TransformerLens family
+    interp patch --clean TEXT --corrupted TEXT --answer TOK --wrong TOK --component heads \
+                 --position {final,all,INDEX} [--method attribution] [--json]   # ad-hoc activation patching
     interp regress {train,eval} ...         # in-context regression models
     interp sweep --tasks a,b --methods none,icl,ltv --seeds 0,1 --out results/sweeps/NAME   # resumable cells on Ray
     interp report --sweep results/sweeps/NAME  # the comparison table (Markdown + figure) from a sweep's store
@@ -25,12 +27,12 @@ import argparse
 import sys
 from typing import Sequence
 
-from interp.cli import bench, check, compare, fit, regress, report, sweep, tasks
+from interp.cli import bench, check, compare, fit, patch, regress, report, sweep, tasks
 from interp.cli import eval as eval_verb
 from interp.cli._common import Parser, setup_torch
 from interp.cli.plugins import add_plugin_verbs
 
-VERBS = (eval_verb, compare, fit, tasks, bench, check, regress, sweep, report)
+VERBS = (eval_verb, compare, fit, tasks, bench, check, patch, regress, sweep, report)
 
 
 def build_parser() -> argparse.ArgumentParser:
