@@ -399,7 +399,7 @@ def check_model(
         for name, hooks in _interventions(model, len(batch), seed).items():
             checks.append(judge(f"engine_{name}", prefix.run(hooks),
                                 final_logits(model, batch.inputs, batch.attention_mask, hooks),
-                                lambda: final_logits(ref_model, batch.inputs, batch.attention_mask, hooks32[name])))  # fmt: skip
+                                lambda n=name: final_logits(ref_model, batch.inputs, batch.attention_mask, hooks32[n])))  # fmt: skip
 
         say("run_from")
         # Every start layer, judged as one check over the stacked outputs [layer, batch, out]: in 16-bit the

@@ -49,7 +49,7 @@ import torch
 from torch import Tensor
 from transformer_lens import HookedTransformer, HookedTransformerConfig
 
-from interp.loaders import LoadRequest, find_loader, offline_descriptions, register_loader, registered_loaders
+from interp.loaders import LoadRequest, find_loader, offline_descriptions, register_loader
 from interp.paths import cache_dir  # re-exported: `from interp.models import cache_dir` keeps working
 
 DEFAULT_MODEL = "smollm2-135m"
@@ -297,7 +297,7 @@ def _build_gemma3_cache(paths: dict[str, Path], verbose: bool) -> None:
     from transformer_lens.pretrained.weight_conversions import convert_gemma_weights
 
     if verbose:
-        print(f"[interp] converting Gemma-3-270M's GGUF to a HookedTransformer state dict (one time, ~1-2 min)",
+        print("[interp] converting Gemma-3-270M's GGUF to a HookedTransformer state dict (one time, ~1-2 min)",
               file=sys.stderr)  # fmt: skip
     hf_model, tokenizer = load_gemma3_hf()
     cfg = gemma3_config()

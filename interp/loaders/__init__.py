@@ -23,7 +23,8 @@ it imports nothing from ``interp``.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,8 @@ training, evaluation against classical estimators, and checkpoints shipped with 
     curve["in_range_error"], curve["beyond_error"]
 """
 
+from interp.loaders import LoadRequest as _LoadRequest
+from interp.loaders import register_loader as _register_loader
 from interp.regression.evaluation import BASELINES, baseline_predictions, default_baselines, evaluate_curve
 from interp.regression.functions import (
     FUNCTION_CLASSES,
@@ -30,8 +32,6 @@ from interp.regression.model import RegressionConfig, RegressionTransformer, int
 from interp.regression.train import TrainConfig, train_regression_model
 
 # --- `interp.load_model("regression:linear")` and regression checkpoint folders, via the loader registry ----------
-from interp.loaders import LoadRequest as _LoadRequest
-from interp.loaders import register_loader as _register_loader
 
 
 def _is_regression_checkpoint(name: str) -> bool:
