@@ -330,3 +330,21 @@ def test_seeds_do_not_narrow_a_task_interval(tmp_path):
     r1 = paired_by_task(load_cells(tmp_path / "one"), ("ltv", "zero-shot"), ("fv", "zero-shot"))["t"]
     r5 = paired_by_task(load_cells(tmp_path / "five"), ("ltv", "zero-shot"), ("fv", "zero-shot"))["t"]
     assert (r5["ci_low"], r5["ci_high"], r5["n"]) == (r1["ci_low"], r1["ci_high"], r1["n"]) == (r1["ci_low"], r1["ci_high"], 50)
+
+
+def test_science_runs_through_the_one_runner_and_resumes(tmp_path, monkeypatch, capsys):
+    """`interp science run` hands each task of a phase to the runner of the sweeps (`run_groups`, here
+    in-process); a rerun finds every unit in the store and computes nothing."""
+    from interp.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    args = ["science", "run", "halves", "--tasks", "builtin:antonym", "--all-tasks", "builtin:antonym",
+            "--model", "tiny-gpt2", "--shots", "3", "--n-mean", "8", "--n-train", "8", "--n-valid", "8",
+            "--steps", "4", "--batch-size", "8", "--eval-every", "2", "--n-test", "8", "--n-cie", "4",
+            "--root", str(tmp_path / "units"), "--tensor-root", str(tmp_path / "tensors")]  # fmt: skip
+    assert main(args) == 0
+    first = capsys.readouterr().err
+    assert "halves builtin:antonym: 2 units computed, 0 reused" in first
+    assert len(list((tmp_path / "units" / "cells").glob("*.json"))) == 2
+    assert main(args) == 0
+    assert "halves builtin:antonym: 0 units computed, 2 reused" in capsys.readouterr().err

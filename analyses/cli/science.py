@@ -31,6 +31,10 @@ def add_parser(sub) -> None:
                        help="the full task list (the cross-task basis of a task is the next task in it)")
     p_run.add_argument("--portability-methods", default=None,
                        help="comma-separated vectors for the portability phase (default LTV,steering,FV,TV)")
+    p_run.add_argument("--workers", type=int, default=0, help="Ray workers, one model each (default 0: this process)")
+    p_run.add_argument("--device", default=None, help="cpu | cuda (default: cuda when available)")
+    p_run.add_argument("--threads", type=int, default=1, help="torch threads per worker")
+    p_run.add_argument("--address", default=None, help="join a Ray cluster ('auto' or ray://host:10001)")
     p_sum = ssub.add_parser("summarise", help="tables + claims from the stored units (computes nothing)")
     p_sum.add_argument("--tasks", default=",".join(DEFAULT_TASKS))
     p_sum.add_argument("--out", default="results/science")
@@ -49,23 +53,25 @@ def add_parser(sub) -> None:
 
 
 def run(args) -> int:
-    from analyses.science.phases import PHASES, _settings, run_phase
+    from analyses.science.phases import PHASES, _settings, task_groups
 
     settings = _settings(args)
     if args.science_command == "run":
+        from interp.sweep.runner import Execution, run_groups
+
         tasks = [t for t in args.tasks.split(",") if t]
         phases = [p for p in args.phase.split(",") if p]
         for phase in phases:
             if phase not in PHASES:
                 raise ValueError(f"unknown phase {phase!r}; choose among {', '.join(PHASES)}")
-        from interp.models import load_model
-
-        model = load_model(settings.model)
+        methods = args.portability_methods.split(",") if args.portability_methods else None
+        # the one runner: each task of a phase is a unit of work on a worker holding the model
+        ex = Execution(settings.model, args.root, workers=args.workers, device=args.device, threads=args.threads,
+                       address=args.address)  # fmt: skip
         for phase in phases:
-            methods = args.portability_methods.split(",") if args.portability_methods else None
-            store = run_phase(phase, tasks, settings, args.root, args.tensor_root, args.all_tasks.split(","), model,
-                              methods)  # fmt: skip
-            print(f"[science] {phase}: {store.computed} units computed, {store.reused} reused", file=sys.stderr)
+            groups = task_groups(phase, tasks, settings, args.root, args.tensor_root, args.all_tasks.split(","), methods)
+            run = run_groups(groups, ex, label=f"science {phase}")
+            print(f"[science] {phase}: {len(groups)} task(s) run, {run['failed']} failed", file=sys.stderr)
         return 0
     from analyses.science.claims import summarise
 

@@ -79,3 +79,27 @@ def run_phase(phase: str, tasks: list[str], settings: ExperimentSettings, root=R
         ctx._problems.clear()  # free this task's frozen prefixes (GBs) before the next task
         gc.collect()
     return store
+
+
+def task_groups(phase: str, tasks: list[str], settings: ExperimentSettings, root, tensor_root, all_tasks,
+                portability_methods=None) -> list:  # fmt: skip
+    """One unit of work per task of ``phase`` for the one runner (`interp.sweep.runner.run_groups`, in this
+    process or on Ray workers): each runs `run_phase` for its task on the worker's model, writing its units
+    into the store at ``root``, which skips every unit it finds finished."""
+    from interp.sweep.cells import GroupSpec
+
+    options = {"fn": "analyses.science.phases:run_task_group", "phase": phase, "settings": settings.to_dict(),
+               "root": str(Path(root).resolve()), "tensor_root": str(Path(tensor_root).resolve()),
+               "all_tasks": list(all_tasks), "portability_methods": list(portability_methods or [])}  # fmt: skip
+    return [GroupSpec("call", [(task, "")], 0, [], options, label=f"{phase} {task}") for task in tasks]
+
+
+def run_task_group(model, group, emit) -> None:
+    """Worker side of `task_groups`: the phase's units of one task, on ``model`` (emits no sweep records:
+    the units are cells of the study's own store)."""
+    o = group.options
+    settings = ExperimentSettings(**{k: tuple(v) if isinstance(v, list) else v for k, v in o["settings"].items()})
+    store = run_phase(o["phase"], [group.tasks[0][0]], settings, o["root"], o["tensor_root"], o["all_tasks"], model,
+                      o["portability_methods"] or None)  # fmt: skip
+    print(f"[science] {group.label}: {store.computed} units computed, {store.reused} reused", file=sys.stderr,
+          flush=True)  # fmt: skip

@@ -66,7 +66,7 @@ class CellSpec:
 class GroupSpec:
     """The unit of work sent to a worker: the pending cells of one (task, seed), or of one multi-task LTV."""
 
-    kind: str  # "task" | "multi"
+    kind: str  # "task" | "multi" | "call" (``options["fn"]``: "module:function", see `run_group`)
     tasks: list[tuple[str, str]]  # (name, JSON path)
     seed: int
     cells: list[CellSpec]
@@ -208,6 +208,13 @@ def run_group(model, group: GroupSpec, emit: Callable[[dict], None]) -> None:
     opts = group.options
     if group.kind == "multi":
         return _run_multi(model, group, emit)
+    if group.kind == "call":
+        # any study's unit of work on the worker's model: the function is named, not pickled, so a Ray worker
+        # imports it itself (the library never imports the application; the application names its function)
+        import importlib
+
+        module, _, attr = opts["fn"].partition(":")
+        return getattr(importlib.import_module(module), attr)(model, group, emit)
     name, path = group.tasks[0]
     try:
         problem = _problem(model, name, path, group.seed, opts)

@@ -16,6 +16,7 @@ import os
 import sys
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 from tqdm.auto import tqdm
@@ -118,37 +119,52 @@ class SweepWorker:
         return records
 
 
-def _device(cfg: SweepConfig) -> str:
-    if cfg.device:
-        return cfg.device
-    import torch
+@dataclass
+class Execution:
+    """Where and how groups run (none of it is part of any cell's key)."""
 
-    return "cuda" if torch.cuda.is_available() else "cpu"
+    model: str
+    out: str  # the store the workers write cells into
+    workers: int = 1  # Ray actors, one model each; 0 = in this process
+    device: str | None = None
+    threads: int = 1
+    address: str | None = None
+    gpus_per_worker: float = 1.0
+
+    @classmethod
+    def of(cls, cfg: SweepConfig) -> Execution:
+        return cls(cfg.model, cfg.out, cfg.workers, cfg.device, cfg.threads, cfg.address, cfg.gpus_per_worker)
 
 
-def run_sweep(
-    cfg: SweepConfig, *, progress: bool = True, on_cell: Callable[[dict], None] | None = None
+def run_groups(
+    groups: Callable[[dict], list[GroupSpec]] | list[GroupSpec],
+    ex: Execution,
+    *,
+    context: Callable[[dict], dict] | None = None,
+    progress: bool = True,
+    on_cell: Callable[[dict], None] | None = None,
+    on_start: Callable[[dict, list[GroupSpec]], None] | None = None,
+    label: str = "",
 ) -> dict:
-    """Compute every missing cell of ``cfg``'s grid into ``cfg.out``; returns the run's summary.
+    """The one runner: compute ``groups`` on workers that each hold ``ex.model`` (in-process or Ray actors).
 
-    ``on_cell(record)`` is called in this process after each cell is stored (in-process mode: as each cell
-    finishes; with Ray: as each group comes back). Exceptions from it (e.g. KeyboardInterrupt) stop the sweep
-    with every cell finished so far kept.
+    ``groups`` may be a function of the loaded model's identity (a sweep's cell keys hold the model's
+    fingerprint); cells already finished in ``ex.out`` are skipped. Each worker writes every finished cell
+    straight into the store, so a run killed at any point keeps what it finished. A sweep's grid, a science
+    study's per-task phases (``kind="call"``) and any other grid of cells run through here. Returns
+    ``{"model": identity, "groups": [...], "total", "pending", "computed", "failed", "timings_s"}``.
     """
-    t_start = time.perf_counter()
-    cfg.validate()
-    tasks = resolve_tasks(cfg)  # unknown task -> config error before anything starts
-    store = Store(cfg.out)
-    device = _device(cfg)
+    store = Store(ex.out)
+    device = ex.device or ("cuda" if _cuda() else "cpu")
     timings: dict[str, float] = {}
     local_worker, ray_mod = None, None
     try:
-        if cfg.workers == 0:
-            local_worker = SweepWorker(cfg.model, cfg.device, cfg.threads, cfg.out)
+        if ex.workers == 0:
+            local_worker = SweepWorker(ex.model, ex.device, ex.threads, ex.out)
             ident = local_worker.identity()
         else:
             t0 = time.perf_counter()
-            ray_mod, actors = _start_ray(cfg, device)
+            ray_mod, actors = _start_ray(ex, device)
             timings["ray_init_s"] = round(time.perf_counter() - t0, 2)
             try:
                 ident = ray_mod.get(actors[0].identity.remote())
@@ -156,23 +172,21 @@ def run_sweep(
             except ray_mod.exceptions.RayError as err:  # e.g. an unknown model: one clear line, not a Ray trace
                 raise SweepWorkerError(f"a sweep worker could not start: {_root_cause(err)}") from None
             timings["workers_ready_s"] = round(time.perf_counter() - t0, 2)
-        context = _context(cfg, ident)
-        groups = plan(cfg, keyed_model(ident), tasks)
-        total = sum(len(g.cells) for g in groups)
+        ctx = context(ident) if context is not None else {}
+        all_groups = groups(ident) if callable(groups) else list(groups)
+        total = sum(len(g.cells) for g in all_groups)
         done = store.finished()
         pending = []
-        for g in groups:
+        for g in all_groups:
             cells = [c for c in g.cells if c.key not in done]
-            if cells:
+            if cells or g.kind == "call":  # a call group keeps its own cells (it skips what it finds finished)
                 pending.append(GroupSpec(g.kind, g.tasks, g.seed, cells, g.options, g.artifacts, g.label))
         n_pending = sum(len(g.cells) for g in pending)
-        grid = [c.key for g in groups for c in g.cells]
-        write_json_atomic(store.root / "sweep.json", {
-            "config": cfg.to_dict(), "model": ident, "grid": grid, "summary": None, "timings_s": timings,
-        })  # fmt: skip
+        if on_start is not None:
+            on_start(ident, all_groups)
         stats = {"computed": 0, "failed": 0}
-        bar = tqdm(total=n_pending, desc=f"sweep {cfg.out}", unit="cell", file=sys.stderr, disable=not progress,
-                   dynamic_ncols=True)  # fmt: skip
+        bar = tqdm(total=n_pending or len(pending), desc=label or f"cells {ex.out}", unit="cell" if n_pending else "group",
+                   file=sys.stderr, disable=not progress, dynamic_ncols=True)  # fmt: skip
         running = [0]
 
         def seen(record: dict) -> None:
@@ -183,14 +197,20 @@ def run_sweep(
             if on_cell is not None:
                 on_cell(record)
 
+        def group_done(g: GroupSpec) -> None:
+            if not g.cells:  # a call group with no cells of its own: one tick of the bar per group
+                bar.update(1)
+            if g.kind != "call":
+                store.write_table()  # the table follows the cells as they land (a store copied mid-run is usable)
+
         if local_worker is not None:
-            local_worker.set_context(context)
+            local_worker.set_context(ctx)
             for g in pending:
                 running[0] = len(g.cells)
                 local_worker.run(g, emit=seen)
-                store.write_table()  # the table follows the cells as they land (a store copied mid-run is usable)
+                group_done(g)
         else:
-            ray_mod.get([a.set_context.remote(context) for a in actors])
+            ray_mod.get([a.set_context.remote(ctx) for a in actors])
             queue = list(pending)
             idle = list(actors)
             futures: dict = {}  # future -> (actor, group)
@@ -227,42 +247,81 @@ def run_sweep(
                     idle.append(actor)
                 except ray_mod.exceptions.RayError as err:
                     # the worker died (e.g. killed for memory) beyond its restarts: its unfinished cells are
-                    # recorded as failed (the next run retries them) and the sweep goes on with the others
+                    # recorded as failed (the next run retries them) and the run goes on with the others
                     msg = f"worker lost: {_root_cause(err)}"
-                    records = [dict(_failed_record(c, msg), **context) for c in g.cells if c.key in in_flight]
+                    records = [dict(_failed_record(c, msg), **ctx) for c in g.cells if c.key in in_flight]
                     for rec in records:
-                        store.write(rec, context)
+                        store.write(rec, ctx)
+                    if g.kind == "call":
+                        stats["failed"] += 1
+                        print(f"interp: {g.label} failed: {msg}", file=sys.stderr)
                     if not isinstance(err, ray_mod.exceptions.ActorDiedError):
                         idle.append(actor)
                 for rec in records:
                     count(rec)
-                store.write_table()
+                group_done(g)
                 if not idle and not futures and queue:
-                    raise SweepWorkerError("every sweep worker died; rerun the same command to resume")
+                    raise SweepWorkerError("every worker died; rerun the same command to resume")
                 submit()
         bar.close()
-        records = store.records()
-        store.write_table(records)
-        summary = {
-            "cells": total,
-            "computed": stats["computed"],
-            "reused": total - n_pending,
-            "failed": stats["failed"],
-            "wall_s": round(time.perf_counter() - t_start, 2),
-            "out": str(cfg.out),
-        }
-        failures = [r for r in records.values() if r.get("status") == "failed" and r["key"] in {c.key for g in pending for c in g.cells}]
-        write_json_atomic(store.root / "sweep.json", {
-            "config": cfg.to_dict(), "model": ident, "grid": grid, "summary": summary, "timings_s": timings,
-            "failures": [{k: r.get(k) for k in ("task", "method", "setting", "seed", "error")} for r in failures],
-        })  # fmt: skip
-        return summary
+        return {"model": ident, "groups": all_groups, "pending": pending, "total": total, "n_pending": n_pending,
+                "computed": stats["computed"], "failed": stats["failed"], "timings_s": timings, "context": ctx}  # fmt: skip
     finally:
         if ray_mod is not None:
-            ray_mod.shutdown()  # ends this sweep's actors (and the local instance, if this call started it)
+            ray_mod.shutdown()  # ends this run's actors (and the local instance, if this call started it)
 
 
-def actor_options(cfg: SweepConfig, device: str) -> dict:
+def _cuda() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
+
+def run_sweep(
+    cfg: SweepConfig, *, progress: bool = True, on_cell: Callable[[dict], None] | None = None
+) -> dict:
+    """Compute every missing cell of ``cfg``'s grid into ``cfg.out``; returns the run's summary.
+
+    ``on_cell(record)`` is called in this process after each cell is stored (in-process mode: as each cell
+    finishes; with Ray: as each group comes back). Exceptions from it (e.g. KeyboardInterrupt) stop the sweep
+    with every cell finished so far kept.
+    """
+    t_start = time.perf_counter()
+    cfg.validate()
+    tasks = resolve_tasks(cfg)  # unknown task -> config error before anything starts
+    store = Store(cfg.out)
+    state: dict = {}
+
+    def start(ident: dict, groups: list[GroupSpec]) -> None:
+        state["grid"] = [c.key for g in groups for c in g.cells]
+        write_json_atomic(store.root / "sweep.json", {
+            "config": cfg.to_dict(), "model": ident, "grid": state["grid"], "summary": None, "timings_s": {},
+        })  # fmt: skip
+
+    run = run_groups(lambda ident: plan(cfg, keyed_model(ident), tasks), Execution.of(cfg),
+                     context=lambda ident: _context(cfg, ident), progress=progress, on_cell=on_cell, on_start=start,
+                     label=f"sweep {cfg.out}")  # fmt: skip
+    records = store.records()
+    store.write_table(records)
+    summary = {
+        "cells": run["total"],
+        "computed": run["computed"],
+        "reused": run["total"] - run["n_pending"],
+        "failed": run["failed"],
+        "wall_s": round(time.perf_counter() - t_start, 2),
+        "out": str(cfg.out),
+    }
+    pending_keys = {c.key for g in run["pending"] for c in g.cells}
+    failures = [r for r in records.values() if r.get("status") == "failed" and r["key"] in pending_keys]
+    write_json_atomic(store.root / "sweep.json", {
+        "config": cfg.to_dict(), "model": run["model"], "grid": state["grid"], "summary": summary,
+        "timings_s": run["timings_s"],
+        "failures": [{k: r.get(k) for k in ("task", "method", "setting", "seed", "error")} for r in failures],
+    })  # fmt: skip
+    return summary
+
+
+def actor_options(cfg: SweepConfig | Execution, device: str) -> dict:
     """Ray resources of one worker: its threads, and on CUDA its share of a GPU (``gpus_per_worker``)."""
     opts = {"num_cpus": cfg.threads, "max_restarts": 3, "max_task_retries": 3}
     if device.startswith("cuda"):
@@ -270,7 +329,7 @@ def actor_options(cfg: SweepConfig, device: str) -> dict:
     return opts
 
 
-def _start_ray(cfg: SweepConfig, device: str):
+def _start_ray(cfg: Execution, device: str):
     """A local Ray instance (or the cluster at ``cfg.address``) and ``cfg.workers`` model-serving actors."""
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     import ray
