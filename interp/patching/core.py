@@ -219,7 +219,7 @@ def _token_ids(model: HookedTransformer, spec, n: int, what: str) -> Tensor | No
                 ids_list.append(toks[0])
             else:
                 ids_list.append(int(item))
-        ids = torch.tensor(ids_list, dtype=torch.long)
+        ids = torch.tensor(ids_list, dtype=torch.long, device="cpu")  # moved with the pairs to the model's device
     if len(ids) == 1 and n > 1:
         ids = ids.expand(n)
     if len(ids) != n:
@@ -318,7 +318,7 @@ def problem_pairs(problem, n: int, split: str = "test", seed: int = 0, corruptio
     bos = default_bos(model)
     ct, cm = tokenize_left_padded(model.tokenizer, clean_texts, bos=bos, n_ctx=model.cfg.n_ctx)
     xt, xm = tokenize_left_padded(model.tokenizer, corrupt_texts, bos=bos, n_ctx=model.cfg.n_ctx)
-    pairs = PromptPairs(ct, cm, xt, xm, answers=torch.tensor(targets), texts=list(zip(clean_texts, corrupt_texts)),
+    pairs = PromptPairs(ct, cm, xt, xm, answers=torch.tensor(targets, device=ct.device), texts=list(zip(clean_texts, corrupt_texts)),
                         queries=queries)  # fmt: skip
     return pairs.to(model.W_E.device)
 
@@ -367,7 +367,7 @@ def _evaluate(metric: MetricFn, logits: Float[Tensor, "pair d_vocab"]) -> tuple[
     """(mean over pairs, per-pair values or None when the metric returns one number)."""
     out = metric(logits.float())
     if not isinstance(out, Tensor):
-        out = torch.tensor(float(out))
+        out = torch.tensor(float(out), device=logits.device)
     if out.ndim == 0:
         return out, None
     if out.shape != (logits.shape[0],):
@@ -483,7 +483,7 @@ class PatchingResult:
         if bool((self.heads >= 0).any()):
             shape.append(self.n_heads)
             index.append(self.heads)
-        out = torch.full(shape, float("nan"), dtype=vals.dtype)
+        out = torch.full(shape, float("nan"), dtype=vals.dtype, device=vals.device)
         out[tuple(index)] = vals
         return out
 
@@ -651,8 +651,8 @@ def patch(
     return PatchingResult(
         component=comp.name, position=position, method=method, direction=direction, metric=metric_name,
         clean=float(clean_v), corrupted=float(corrupt_v),
-        layers=torch.tensor([u.layer for u in units]), heads=torch.tensor([u.head for u in units]),
-        positions=torch.tensor([u.position for u in units]), values=values.detach().float().cpu(),
+        layers=torch.tensor([u.layer for u in units], device="cpu"), heads=torch.tensor([u.head for u in units], device="cpu"),
+        positions=torch.tensor([u.position for u in units], device="cpu"), values=values.detach().float().cpu(),
         n_layers=cfg.n_layers, n_heads=n_heads, n_positions=n_pos,
         tokens_clean=pairs.token_lists("clean"), tokens_corrupted=pairs.token_lists("corrupted"),
         per_pair=None if per_pair is None else per_pair.detach().float().cpu(),
@@ -707,8 +707,8 @@ def _exact(model, comp, units, base, base_mask, src_acts, metric_fn, final_only:
         base_logits, acts, _ = _capture(model, base, base_mask, names, final_only=False)
         resid = [acts[n] for n in names]
     base_value, base_pairs = _evaluate(metric_fn, base_logits)
-    values = torch.empty(len(units))
-    per_pair = None if base_pairs is None else torch.empty(len(units), n_pairs)
+    values = torch.empty(len(units), device="cpu")
+    per_pair = None if base_pairs is None else torch.empty(len(units), n_pairs, device="cpu")
     index = {u: i for i, u in enumerate(units)}
     by_position: dict[int, list[_Unit]] = {}
     for u in units:
@@ -776,8 +776,8 @@ def _attribution(model, comp, units, base, base_mask, src_acts, metric_fn, final
     base_pairs = out.detach() if per_row else None
     base_value = out.detach().mean() if per_row else torch.as_tensor(out).detach()
     n_pairs = base.shape[0]
-    values = torch.empty(len(units))
-    per_pair = torch.empty(len(units), n_pairs) if per_row else None
+    values = torch.empty(len(units), device="cpu")
+    per_pair = torch.empty(len(units), n_pairs, device="cpu") if per_row else None
     for i, u in enumerate(units):
         name = comp.hook_name(u.layer)
         g = grads[name]

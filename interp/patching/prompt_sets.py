@@ -64,7 +64,7 @@ def _build(model, candidates, n: int, what: str) -> PromptPairs:
     if not kept:
         raise PatchingError(f"no {what} pair lines up under this model's tokenizer (equal lengths, distinct answers)")
     clean, corrupted, answers, wrong = zip(*kept)
-    return make_pairs(model, list(clean), list(corrupted), answer=torch.tensor(answers), wrong=torch.tensor(wrong))
+    return make_pairs(model, list(clean), list(corrupted), answer=torch.tensor(answers, device="cpu"), wrong=torch.tensor(wrong, device="cpu"))
 
 
 def ioi_pairs(model, n: int = 8, seed: int = 0) -> PromptPairs:
