@@ -552,7 +552,57 @@ def format_patching(r: dict) -> str:
     return "\n".join(lines)
 
 
+def _task_cell(model, task: str, shots: int, ltv_steps: int, n_eval: int) -> dict:
+    """One task's whole cell (LTV + FV + TV fits, each evaluated on the corrupted settings), timed per stage."""
+    from interp.problems import TextProblem
+    from interp.tasks import load_task
+    from interp.vectors import FVConfig, LTVConfig, TVConfig, fit
+
+    problem = TextProblem(model, load_task(task), shots=shots)  # a fresh problem: no prefix reused across runs
+    n_heads = model.cfg.n_layers * model.cfg.n_heads  # a small model has fewer heads than the FV's default top-k
+    configs = {"ltv": LTVConfig(steps=ltv_steps, eval_every=20, patience=100),
+               "fv": FVConfig(top_k=min(FVConfig().top_k, n_heads)), "tv": TVConfig()}  # fmt: skip
+    stages, t_all = {}, time.perf_counter()
+    for method, cfg in configs.items():
+        t0 = time.perf_counter()
+        vec = fit(method, problem, cfg, progress=False)
+        stages[f"{method}_fit_s"] = round(time.perf_counter() - t0, 1)
+        t0 = time.perf_counter()
+        stages[f"{method}_accuracy"] = {s: round(vec.evaluate(problem, s, n=n_eval).accuracy, 3) for s in problem.corruptions}
+        stages[f"{method}_eval_s"] = round(time.perf_counter() - t0, 1)
+    return {"total_s": round(time.perf_counter() - t_all, 1), **stages}
+
+
+def run_task_cost(model_name: str = "smollm2-135m", task: str = "builtin:antonym", shots: int = 10,
+                  ltv_steps: int = 60, n_eval: int = 100) -> dict:  # fmt: skip
+    """What one task costs end to end, with shared-prefix attention and with TransformerLens's per-row cache
+    (``INTERP_SHARED_PREFIX=0``, the engine before shared prefixes), on one loaded model, back to back; the
+    ratio of the totals is the speed-up of a sweep cell. Accuracies are reported too: both paths must agree."""
+    from interp.engine import SHARED_PREFIX_ENV
+
+    model = _load_model(model_name)
+    out: dict = {"model": model_name, "task": task, "shots": shots, "ltv_steps": ltv_steps, "n_eval": n_eval}
+    before = os.environ.get(SHARED_PREFIX_ENV)
+    try:
+        for label, flag in (("shared_prefix", "1"), ("per_row_cache", "0")):
+            os.environ[SHARED_PREFIX_ENV] = flag
+            load = os.getloadavg()[0]
+            out[label] = {**_task_cell(model, task, shots, ltv_steps, n_eval),
+                          "load_avg": [round(load, 2), round(os.getloadavg()[0], 2)]}  # fmt: skip
+    finally:
+        if before is None:
+            os.environ.pop(SHARED_PREFIX_ENV, None)
+        else:
+            os.environ[SHARED_PREFIX_ENV] = before
+    out["task_cost_speedup"] = round(out["per_row_cache"]["total_s"] / out["shared_prefix"]["total_s"], 2)
+    return out
+
+
 def cmd_bench(args) -> int:
+    if getattr(args, "only", None) == "task-cost":
+        result = run_task_cost(args.model, shots=(args.shots or [10])[0], ltv_steps=20 if args.quick else 60)
+        print(json.dumps(result) if args.json else "\n".join(f"{k}: {v}" for k, v in result.items()))
+        return 0
     if getattr(args, "only", None) == "patching":
         result = run_patching_benchmark(args.model, quick=args.quick, shots=(args.shots or [10])[0])
         print(json.dumps(result) if args.json else format_patching(result))

@@ -4,6 +4,7 @@ command prints one JSON document (on a tiny random model: the numbers themselves
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
 
@@ -85,3 +86,15 @@ def test_bench_only_patching_is_one_json_document(capsys, monkeypatch):
         for key in ("speedup", "ideal_speedup", "achieved", "engine_s", "tl_s", "tokens", "pairs"):
             assert f"{name}_{key}" in out, f"{name}_{key}"
         assert out[f"{name}_speedup"] > 0
+
+
+def test_task_cost_runs_both_engine_paths_with_the_same_answers(capsys):
+    """`interp bench --only task-cost` (formerly scripts/task_cost.py): one task's LTV + FV + TV cell with
+    shared-prefix attention and with the per-row cache; both are exact, so their accuracies must agree."""
+    from interp.cli import main
+
+    assert main(["bench", "--model", "tiny-gpt2", "--only", "task-cost", "--quick", "--shots", "2", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    for method in ("ltv", "fv", "tv"):
+        assert out["shared_prefix"][f"{method}_accuracy"] == out["per_row_cache"][f"{method}_accuracy"]
+    assert out["task_cost_speedup"] > 0 and os.environ.get("INTERP_SHARED_PREFIX") is None

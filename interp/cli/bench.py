@@ -15,8 +15,9 @@ def add_parser(sub) -> None:
     p.add_argument("--shots", type=int_list, default=None, help="prompt lengths in shots, e.g. 10 or 10,30 (default 10,30)")
     p.add_argument("--batch", type=int_list, default=None,
                    help="prompts per batch, e.g. 4 for a large model on a small machine (default 16,64; --quick: 16)")
-    p.add_argument("--only", choices=["patching"], default=None,
-                   help="run only this part (patching: interp.patching vs transformer_lens.patching)")
+    p.add_argument("--only", choices=["patching", "task-cost"], default=None,
+                   help="run only this part: patching (interp.patching vs transformer_lens.patching), or task-cost "
+                        "(one task's LTV + FV + TV cell with shared-prefix attention vs the per-row cache)")
 
 
 def run(args) -> int:
