@@ -89,7 +89,7 @@ def test_bench_only_patching_is_one_json_document(capsys, monkeypatch):
 
 
 def test_task_cost_runs_both_engine_paths_with_the_same_answers(capsys):
-    """`interp bench --only task-cost` (formerly scripts/task_cost.py): one task's LTV + FV + TV cell with
+    """`interp bench --only task-cost` (formerly a one-off script): one task's LTV + FV + TV cell with
     shared-prefix attention and with the per-row cache; both are exact, so their accuracies must agree."""
     from interp.cli import main
 
