@@ -348,3 +348,23 @@ def test_science_runs_through_the_one_runner_and_resumes(tmp_path, monkeypatch, 
     assert len(list((tmp_path / "units" / "cells").glob("*.json"))) == 2
     assert main(args) == 0
     assert "halves builtin:antonym: 0 units computed, 2 reused" in capsys.readouterr().err
+
+
+def test_ltv_vs_tv_is_confounded_by_the_sweeps_own_steering_cells(tmp_path):
+    """LTV > TV (the label-free baseline) holds on these cells, but the sweep's free steering vector matches the
+    LTV on three tasks: the verdict is confounded, and the evidence says the steering came from the sweep."""
+    from analyses.science.sweep_claims import ltv_vs_tv_claims
+
+    q, out = 30, {}
+    for t in ("a", "b", "c"):
+        out[(t, "ltv", "zero-shot", 0)] = [i < 0.9 * q for i in range(q)]
+        out[(t, "tv", "zero-shot", 0)] = [i < 0.3 * q for i in range(q)]
+    _cells_store(tmp_path / "s", out)
+    (claim,) = ltv_vs_tv_claims(tmp_path / "s")
+    assert claim["verdict"] == "supported" and claim["claim"].startswith("LTV > TV")
+    for t in ("a", "b", "c"):
+        out[(t, "steer", "zero-shot", 0)] = out[(t, "ltv", "zero-shot", 0)]
+    _cells_store(tmp_path / "s2", out)
+    (claim,) = ltv_vs_tv_claims(tmp_path / "s2")
+    assert claim["verdict"] == "confounded"
+    assert claim["evidence"]["free_steering_minus_LTV"]["source"].startswith("the sweep's steer cells")

@@ -226,6 +226,8 @@ def summarise(tasks, settings, root, tensor_root, out_dir="results/science", cla
             claims += reg if isinstance(reg, list) else reg.get("claims", [])
         except json.JSONDecodeError:
             tables["missing"].append(f"{REGRESSION_CLAIMS} is not valid JSON")
+    for c in claims:  # which model each verdict is about (a claim judged on two models is two entries)
+        c.setdefault("model", f"regression:{c['checkpoint']}" if c.get("checkpoint") else settings.model)
     report = {"claims": claims, "missing": tables["missing"], "settings": settings.to_dict(), "tasks": list(tasks)}
     _write(Path(claims_path), report)
     (out_dir / "README.md").write_text(science_markdown(report, tables))
@@ -336,6 +338,8 @@ def build_claims(ctx: Context, store: UnitStore, tasks: list[str], tables: dict,
     steer = versus(dict(method="steer"))
     from_sweep = sweep_claims.ltv_vs_fv_claims(sweep, steer) if sweep and Path(sweep).is_dir() else []
     claims += from_sweep or comparison_claims(steer)  # the sweep store when it has LTV and FV cells
+    if sweep and Path(sweep).is_dir():
+        claims += sweep_claims.ltv_vs_tv_claims(sweep, steer)
     weak = sweep_claims.weak_icl_claim(sweep) if sweep and Path(sweep).is_dir() else None
     if weak is not None:
         claims.append(weak)
