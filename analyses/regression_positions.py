@@ -163,6 +163,28 @@ def _above(stat: dict) -> bool:
     return stat["ci_low"] > 0
 
 
+#: "FV fails" now means it removes less than this share of the model's error past T (95% upper bound)
+FV_FAILS_BELOW = 0.10
+#: an in-range cost larger than this share of the model's own in-range error is a cost (95% lower bound)
+IN_RANGE_COST = 0.5
+
+
+def _fraction_removed(diff: dict, model_beyond: dict) -> dict:
+    """The share of the model's error past T that a vector removes: −(vector − model) / model, with the paired
+    difference's 95% interval divided by the model's mean error (the denominator's own interval, a few per
+    cent wide here, is left out: the interval is slightly too narrow)."""
+    m = model_beyond["mean"]
+    return {"mean": -diff["mean"] / m, "ci_low": -diff["ci_high"] / m, "ci_high": -diff["ci_low"] / m, "n": diff["n"],
+            "denominator": m}  # fmt: skip
+
+
+def _relative_cost(diff: dict, model_in_range: dict) -> dict:
+    """(vector − model) in range as a share of the model's in-range error, with the paired interval scaled."""
+    m = model_in_range["mean"]
+    return {"mean": diff["mean"] / m, "ci_low": diff["ci_low"] / m, "ci_high": diff["ci_high"] / m, "n": diff["n"],
+            "denominator": m}  # fmt: skip
+
+
 def _degrades(rec: dict) -> tuple[bool, dict]:
     """Does the model alone get worse past T? Past T it is compared with itself on the last T points."""
     diff = rec["paired"][f"model − {WINDOW_CONTROL}"]["beyond"]
@@ -199,10 +221,13 @@ def position_claims(records: list[dict], figure: str = f"figures/{CURVES_FIGURE}
                     "points) past T has a 95% CI above 0",
         })  # fmt: skip
 
-        fv_fails = not _below(fv_m) or _below(
-            ltv_fv
-        )  # no significant gain, or significantly worse than the LTV
-        fv_ev = {"model_beyond": _ci(s["model"]["ranges"]["beyond"]), "fv_beyond": _ci(fv["beyond"]),
+        model_beyond = s["model"]["ranges"]["beyond"]
+        fv_removed, ltv_removed = _fraction_removed(fv_m, model_beyond), _fraction_removed(ltv_m, model_beyond)
+        # judged by size (issue 20): the FV fails when it removes less than FV_FAILS_BELOW of the error past T;
+        # being worse than the LTV is reported, no longer a failure by itself
+        fv_fails = fv_removed["ci_high"] < FV_FAILS_BELOW
+        fv_ev = {"fv_fraction_of_beyond_error_removed": fv_removed, "ltv_fraction_of_beyond_error_removed": ltv_removed,
+                 "model_beyond": _ci(s["model"]["ranges"]["beyond"]), "fv_beyond": _ci(fv["beyond"]),
                  "ltv_beyond": _ci(ltv["beyond"]), "fv_minus_model_beyond": _ci(fv_m),
                  "ltv_minus_fv_beyond": _ci(ltv_fv),
                  "fv_in_range": _ci(fv["in_range"]), "fv_layer": rec["vectors"]["fv"]["layer"]}  # fmt: skip
@@ -211,9 +236,11 @@ def position_claims(records: list[dict], figure: str = f"figures/{CURVES_FIGURE}
             "scope": scope, "checkpoint": name,
             "verdict": ("supported" if fv_fails else "not supported") if degrades else "not supported",
             "evidence": fv_ev, "figure": figure,
-            "rule": "the model must degrade (claim above); then supported iff the FV does not lower the error "
-                    "significantly (FV − model CI not below 0) or stays significantly worse than the LTV "
-                    "(LTV − FV CI below 0); on a model that does not degrade there is nothing to fail at: not supported",
+            "rule": "the model must degrade (claim above); then supported iff the FV removes less than "
+                    f"{FV_FAILS_BELOW:.0%} of the model's error past T (the 95% upper bound of −(FV − model)/model, "
+                    "past T); on a model that does not degrade there is nothing to fail at: not supported. (Revised "
+                    "by issue 20: the earlier rule also counted an FV significantly worse than the LTV as failing.) "
+                    "Intervals pool prompt × length: positions of one prompt are not independent, so they are narrow",
         })  # fmt: skip
 
         ltv_ev = {"model_beyond": _ci(s["model"]["ranges"]["beyond"]), "ltv_beyond": _ci(ltv["beyond"]),
@@ -247,6 +274,22 @@ def position_claims(records: list[dict], figure: str = f"figures/{CURVES_FIGURE}
             "rule": "model must degrade; LTV − model and LTV − random-θ CIs below 0; confounded if reusing trained "
                     "position rows beats the LTV (CI above 0); not supported if the LTV stays above the model on "
                     "its last T points (CI above 0); else supported",
+        })  # fmt: skip
+
+        cost_ltv = _relative_cost(p["model+LTV − model"]["in_range"], s["model"]["ranges"]["in_range"])
+        cost_fv = _relative_cost(p["model+FV − model"]["in_range"], s["model"]["ranges"]["in_range"])
+        claims.append({
+            "claim": "The LTV leaves in-range regression intact (its cost within the trained length is small)",
+            "scope": scope, "checkpoint": name,
+            "verdict": "supported" if cost_ltv["ci_high"] < IN_RANGE_COST else "not supported",
+            "evidence": {"ltv_in_range_cost_relative": cost_ltv, "fv_in_range_cost_relative": cost_fv,
+                         "ltv_minus_model_in_range": _ci(p["model+LTV − model"]["in_range"]),
+                         "model_in_range": _ci(s["model"]["ranges"]["in_range"]), "ltv_in_range": _ci(ltv["in_range"]),
+                         "ltv_fraction_of_beyond_error_removed": ltv_removed},
+            "figure": figure,
+            "rule": f"supported iff the LTV raises the in-range error (2d ≤ k ≤ T) by less than {IN_RANGE_COST:.0%} of "
+                    "the model's own in-range error (the 95% upper bound of (LTV − model)/model in range is below it); "
+                    "an LTV trained past T that spoils the trained range is not a task representation",
         })  # fmt: skip
 
         if pe == "standard":

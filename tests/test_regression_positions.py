@@ -203,6 +203,23 @@ def test_verdicts_follow_the_rules():
     )
     assert verdicts[("linear_rotary", "FV fails on regression")] == "supported"
     assert ("linear_rotary", "Position-row reuse control") not in verdicts
+    # in-range cost: the shipped LTV doubles the in-range error (0.1 -> 0.2), the clean one leaves it
+    intact = "The LTV leaves in-range regression intact"
+    assert verdicts[("linear_standard", intact)] == "not supported" and verdicts[("linear_rotary", intact)] == "supported"
+
+
+def test_fv_failure_is_judged_by_size():
+    """An FV that removes ~29% of the error past T does not "fail", even though the LTV does better (the old
+    either/or rule said it failed); one that removes ~2% does."""
+    from analyses.regression_positions import position_claims
+
+    rows = {"model": (0.1, 1.0), "model+LTV": (0.1, 0.2), "model+random-θ": (0.3, 1.1), WINDOW_CONTROL: (0.1, 0.1)}
+    helps = _record("rotary", {**rows, "model+FV": (0.1, 0.71)})
+    useless = _record("none", {**rows, "model+FV": (0.1, 0.98)})
+    fv = {c["checkpoint"]: c for c in position_claims([helps, useless]) if c["claim"].startswith("FV fails")}
+    assert fv["linear_rotary"]["verdict"] == "not supported"
+    assert fv["linear_rotary"]["evidence"]["fv_fraction_of_beyond_error_removed"]["mean"] == pytest.approx(0.29)
+    assert fv["linear_none"]["verdict"] == "supported"
 
 
 def test_figures_and_table_from_result_files(tmp_path):
