@@ -368,3 +368,20 @@ def test_ltv_vs_tv_is_confounded_by_the_sweeps_own_steering_cells(tmp_path):
     (claim,) = ltv_vs_tv_claims(tmp_path / "s2")
     assert claim["verdict"] == "confounded"
     assert claim["evidence"]["free_steering_minus_LTV"]["source"].startswith("the sweep's steer cells")
+
+
+def test_claims_of_two_models_merge_and_say_whether_they_replicate(tmp_path):
+    from analyses.science.claims import merge_models
+
+    path = tmp_path / "claims.json"
+    gemma = [{"claim": "A", "verdict": "supported", "model": "gemma-3-270m"},
+             {"claim": "B", "verdict": "supported", "model": "gemma-3-270m"}]  # fmt: skip
+    path.write_text(json.dumps({"claims": gemma + [{"claim": "A", "verdict": "x", "model": "smollm2-135m"}]}))
+    smol = [{"claim": "A", "verdict": "supported", "model": "smollm2-135m"},
+            {"claim": "B", "verdict": "not supported", "model": "smollm2-135m"},
+            {"claim": "C", "verdict": "supported", "model": "smollm2-135m"}]  # fmt: skip
+    merged = merge_models(smol, path, "smollm2-135m")
+    rep = {(c["claim"], c["model"]): c["replicates"] for c in merged}
+    assert len(merged) == 5  # the old SmolLM2 entry is replaced, Gemma's kept
+    assert rep[("A", "smollm2-135m")] is True and rep[("A", "gemma-3-270m")] is True
+    assert rep[("B", "smollm2-135m")] is False and rep[("C", "smollm2-135m")] is None

@@ -228,10 +228,35 @@ def summarise(tasks, settings, root, tensor_root, out_dir="results/science", cla
             tables["missing"].append(f"{REGRESSION_CLAIMS} is not valid JSON")
     for c in claims:  # which model each verdict is about (a claim judged on two models is two entries)
         c.setdefault("model", f"regression:{c['checkpoint']}" if c.get("checkpoint") else settings.model)
+    claims = merge_models(claims, Path(claims_path), settings.model)
     report = {"claims": claims, "missing": tables["missing"], "settings": settings.to_dict(), "tasks": list(tasks)}
     _write(Path(claims_path), report)
     (out_dir / "README.md").write_text(science_markdown(report, tables))
     return {**report, "tables": tables}
+
+
+def merge_models(claims: list[dict], path: Path, model: str) -> list[dict]:
+    """This model's claims beside the other models' entries already in ``path`` (a summarise run per model),
+    each text claim marked ``replicates``: True / False when another model has a verdict on the same claim (the
+    same verdict, or not), None when only one model was tested."""
+    others = []
+    if path.exists():
+        try:
+            old = json.loads(path.read_text()).get("claims", [])
+        except (json.JSONDecodeError, AttributeError):
+            old = []
+        others = [c for c in old if c.get("model") not in (None, model) and not str(c.get("model")).startswith("regression:")]
+    merged = claims + others
+    by_claim: dict[str, dict[str, str]] = {}
+    for c in merged:
+        if not str(c.get("model", "")).startswith("regression:"):
+            by_claim.setdefault(c["claim"], {})[c["model"]] = c["verdict"]
+    for c in merged:
+        verdicts = by_claim.get(c["claim"], {})
+        if not str(c.get("model", "")).startswith("regression:"):
+            c["replicates"] = (len(set(verdicts.values())) == 1) if len(verdicts) > 1 else None
+            c["verdicts_by_model"] = verdicts
+    return merged
 
 
 def seed_stability_claim(table: dict) -> dict:
