@@ -49,17 +49,14 @@ import torch
 from tqdm.auto import tqdm
 
 from analyses.common import AnalysisError
+from interp.defaults import FIGURE_BUILTIN_TASKS as BUILTIN_TASKS
+from interp.defaults import FIGURE_SUITE_TASKS as SUITE_TASKS
+from interp.defaults import SETTINGS
 from interp.plot.style import FigureWriter
 from interp.store import Store, digest, load_tensors, save_tensors, to_jsonable
 
 #: bump a stage's version when its computation changes, so old cache entries are not reused
 STAGE_VERSIONS = {"vectors": 1, "multitask": 1, "patching": 1, "sweep": 1, "regression": 1}
-SETTINGS = ("zero-shot", "shuffled")
-BUILTIN_TASKS = ("antonym", "country_capital", "present_past", "capitalize", "singular_plural", "number_word",
-                 "next_letter", "lowercase_first_letter")  # fmt: skip
-#: preferred order when a tasks dir is given (names of the function-vectors suite)
-SUITE_TASKS = ("antonym", "country-capital", "present-past", "capitalize", "singular-plural", "english-french",
-               "person-sport", "lowercase_first_letter")  # fmt: skip
 
 
 @dataclass

@@ -32,3 +32,14 @@ STUDY_TASKS = (
     "capitalize", "present-past", "singular-plural", "lowercase_first_letter", "choose_first_of_3",
     "adjective_v_verb_3", "antonym", "english-french",
 )  # fmt: skip
+
+#: the figure pipeline's tasks (`interp figures`): the project's built-in tasks (offline default) ...
+FIGURE_BUILTIN_TASKS = (
+    "antonym", "country_capital", "present_past", "capitalize", "singular_plural", "number_word", "next_letter",
+    "lowercase_first_letter",
+)  # fmt: skip
+#: ... and the same kinds of task by their function-vectors-suite names, when a tasks dir is given
+FIGURE_SUITE_TASKS = (
+    "antonym", "country-capital", "present-past", "capitalize", "singular-plural", "english-french", "person-sport",
+    "lowercase_first_letter",
+)  # fmt: skip
