@@ -162,7 +162,7 @@ def test_end_to_end_units_claims_and_figures(tiny_gpt2, tmp_path, monkeypatch):
 
     tasks = ["builtin:antonym", "builtin:capitalize"]
     root, troot = tmp_path / "units", tmp_path / "tensors"
-    for phase in ("core", "headcount", "data", "portability"):
+    for phase in ("core", "basis", "headcount", "data", "portability"):
         run_phase(phase, tasks, TINY_SETTINGS, root, troot, tasks, model=tiny_gpt2)
     again = run_phase("core", tasks, TINY_SETTINGS, root, troot, tasks, model=tiny_gpt2)
     assert again.computed == 0  # every unit is read back
@@ -174,6 +174,10 @@ def test_end_to_end_units_claims_and_figures(tiny_gpt2, tmp_path, monkeypatch):
                                   model=tiny_gpt2, sweep=None)  # fmt: skip
     written = json.loads((tmp_path / "claims.json").read_text())
     assert len(written["claims"]) >= 8 and not written["missing"]
+    names = [c["claim"] for c in written["claims"]]
+    assert any(n.startswith("Control (Gaussian basis)") for n in names)
+    assert any(n.startswith("Control (no-task basis)") for n in names)
+    assert all(c["model"] == "tiny-gpt2" for c in written["claims"] if not c["claim"].startswith("FV fails"))
     assert written["claims"][-1]["claim"] == "FV fails on regression"
     for c in written["claims"]:
         assert c["verdict"] in ("supported", "not supported", "confounded")
@@ -385,3 +389,18 @@ def test_claims_of_two_models_merge_and_say_whether_they_replicate(tmp_path):
     assert len(merged) == 5  # the old SmolLM2 entry is replaced, Gemma's kept
     assert rep[("A", "smollm2-135m")] is True and rep[("A", "gemma-3-270m")] is True
     assert rep[("B", "smollm2-135m")] is False and rep[("C", "smollm2-135m")] is None
+
+
+def test_gaussian_basis_keeps_the_head_norms_and_loses_the_directions(tiny_gpt2):
+    from analyses.science.fits import basis_of
+
+    ctx = Context(TINY_SETTINGS, tiny_gpt2)
+    own = basis_of(ctx, "builtin:antonym", "own")
+    gauss = basis_of(ctx, "builtin:antonym", "gaussian")
+    no_task = basis_of(ctx, "builtin:antonym", "no-task")
+    assert gauss.shape == own.shape == no_task.shape
+    torch.testing.assert_close(gauss.norm(dim=-1), own.norm(dim=-1), rtol=1e-4, atol=1e-6)
+    cos = torch.nn.functional.cosine_similarity(gauss.flatten(0, 1), own.flatten(0, 1), dim=-1)
+    assert cos.abs().mean() < 0.3  # random directions in d_model dimensions
+    assert torch.equal(gauss, basis_of(ctx, "builtin:antonym", "gaussian"))  # seeded
+    assert not torch.allclose(no_task, own)

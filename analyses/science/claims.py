@@ -52,6 +52,7 @@ def gather(ctx: Context, store: UnitStore, tasks, portability_methods=None) -> d
             "LTV (zero-shot only)": dict(overrides={"corruptions": ["zero-shot"]}),
             "LTV (shuffled only)": dict(overrides={"corruptions": ["shuffled"]}),
             "random-label basis": dict(basis="random-label"),
+            "Gaussian basis": dict(basis="gaussian"), "no-task basis": dict(basis="no-task"),
         }.items():  # fmt: skip
             found = _try(fit_unit, ctx, store, task, **kw)
             if found is not None:
@@ -440,6 +441,15 @@ def build_claims(ctx: Context, store: UnitStore, tasks: list[str], tables: dict,
                       "figures/science_controls.html", "random_label_basis")
     if c:
         claims.append(c)
+    for kw, claim, name in (
+        (dict(basis="gaussian"), "Control (Gaussian basis): the task's ā beats a norm-matched Gaussian basis (the same "
+         "head norms, random directions)", "gaussian_basis"),
+        (dict(basis="no-task"), "Control (no-task basis): ā from the task's k-shot prompts beats ā from its queries "
+         "without demonstrations (the format, not the mapping)", "no_task_basis"),
+    ):  # fmt: skip
+        c = control_claim(kw, claim, "figures/science_controls.html", name)
+        if c:
+            claims.append(c)
     if any(steer.values()):
         gaps = []
         for t in tasks:

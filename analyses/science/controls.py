@@ -45,6 +45,10 @@ def units(ctx: Context, store: UnitStore, task: str, tasks, which=("steer", "cro
         out["LTV (shuffled only)"] = fit_unit(ctx, store, task, overrides={"corruptions": ["shuffled"]})
     if "random-label" in which:
         out["random-label basis"] = fit_unit(ctx, store, task, basis="random-label")
+    if "gaussian" in which:
+        out["Gaussian basis"] = fit_unit(ctx, store, task, basis="gaussian")
+    if "no-task" in which:
+        out["no-task basis"] = fit_unit(ctx, store, task, basis="no-task")
     return out
 
 

@@ -54,7 +54,11 @@ def basis_of(ctx: Context, task: str, source: str) -> torch.Tensor:
 
     - ``"own"``: the task's clean k-shot train prompts (the LTV's basis);
     - ``"task:<B>"``: task B's clean prompts (cross-task control);
-    - ``"random-label"``: the task's own k-shot prompts with deranged labels (the shuffled setting).
+    - ``"random-label"``: the task's own k-shot prompts with deranged labels (the shuffled setting);
+    - ``"no-task"``: the task's own train queries as zero-shot prompts (the format and the inputs, no
+      demonstration of the mapping): ā from text without the task;
+    - ``"gaussian"``: a norm-matched Gaussian basis — each head's vector drawn from N(0, I) and scaled to the
+      norm of the task's own ā[l, h] (seeded): a basis that carries nothing but the head norms.
     """
     from interp.activations import head_activations
 
@@ -65,7 +69,15 @@ def basis_of(ctx: Context, task: str, source: str) -> torch.Tensor:
     if source == "random-label":
         batch = ctx.problem(task).batch("shuffled", "train", ctx.s.n_mean)
         return head_activations(ctx.model, batch.inputs, batch.attention_mask).mean_contributions
-    raise ValueError(f"unknown basis source {source!r}; use own, task:<name> or random-label")
+    if source == "no-task":
+        batch = ctx.problem(task).batch("zero-shot", "train", ctx.s.n_mean)
+        return head_activations(ctx.model, batch.inputs, batch.attention_mask).mean_contributions
+    if source == "gaussian":
+        own = ctx.problem(task).clean_activations(ctx.s.n_mean).mean_contributions
+        gen = torch.Generator(device="cpu").manual_seed(1234 + ctx.s.seed)
+        noise = torch.randn(own.shape, generator=gen, dtype=torch.float32).to(own.device, own.dtype)
+        return noise / noise.norm(dim=-1, keepdim=True) * own.norm(dim=-1, keepdim=True)
+    raise ValueError(f"unknown basis source {source!r}; use own, task:<name>, random-label, no-task or gaussian")
 
 
 def fit_unit(

@@ -27,7 +27,8 @@ from pathlib import Path
 
 from analyses.science.units import DEFAULT_TASKS, Context, ExperimentSettings, UnitStore
 
-PHASES = ("core", "controls", "ablation", "halves", "stability", "random-label", "headcount", "data", "portability")
+PHASES = ("core", "controls", "ablation", "halves", "stability", "random-label", "basis", "headcount", "data",
+          "portability")  # fmt: skip
 ROOT = Path("results/science/units")
 TENSOR_ROOT = Path(".cache/science")
 
@@ -68,6 +69,8 @@ def run_phase(phase: str, tasks: list[str], settings: ExperimentSettings, root=R
             stability.fits_of(ctx, store, task)
         elif phase == "random-label":
             controls.units(ctx, store, task, all_tasks, which=("random-label",))
+        elif phase == "basis":  # the basis controls that could fail: norm-matched Gaussian, ā without the task
+            controls.units(ctx, store, task, all_tasks, which=("gaussian", "no-task"))
         elif phase == "headcount":
             sparse.units(ctx, store, task)
         elif phase == "data":
