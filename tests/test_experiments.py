@@ -162,7 +162,7 @@ def test_end_to_end_units_claims_and_figures(tiny_gpt2, tmp_path, monkeypatch):
 
     tasks = ["builtin:antonym", "builtin:capitalize"]
     root, troot = tmp_path / "units", tmp_path / "tensors"
-    for phase in ("core", "basis", "headcount", "data", "portability"):
+    for phase in ("core", "basis", "geometry", "headcount", "data", "portability"):
         run_phase(phase, tasks, TINY_SETTINGS, root, troot, tasks, model=tiny_gpt2)
     again = run_phase("core", tasks, TINY_SETTINGS, root, troot, tasks, model=tiny_gpt2)
     assert again.computed == 0  # every unit is read back
@@ -177,6 +177,8 @@ def test_end_to_end_units_claims_and_figures(tiny_gpt2, tmp_path, monkeypatch):
     names = [c["claim"] for c in written["claims"]]
     assert any(n.startswith("Control (Gaussian basis)") for n in names)
     assert any(n.startswith("Control (no-task basis)") for n in names)
+    # two tasks: fewer than the 3 a bootstrap over tasks needs, so the geometry claim is not judged
+    assert not [c for c in written["claims"] if c["claim"].startswith("ā is task-specific")]
     assert all(c["model"] == "tiny-gpt2" for c in written["claims"] if not c["claim"].startswith("FV fails"))
     assert written["claims"][-1]["claim"] == "FV fails on regression"
     for c in written["claims"]:
@@ -404,3 +406,21 @@ def test_gaussian_basis_keeps_the_head_norms_and_loses_the_directions(tiny_gpt2)
     assert cos.abs().mean() < 0.3  # random directions in d_model dimensions
     assert torch.equal(gauss, basis_of(ctx, "builtin:antonym", "gaussian"))  # seeded
     assert not torch.allclose(no_task, own)
+
+
+def test_abar_similarity_is_a_cosine_matrix_and_a_claim_over_three_tasks(tiny_gpt2, tmp_path):
+    from analyses.science import claims as claims_mod
+    from analyses.science.controls import abar_similarity_unit
+
+    tasks = ["builtin:antonym", "builtin:capitalize", "builtin:present_past"]
+    ctx = Context(TINY_SETTINGS, tiny_gpt2)
+    store = UnitStore(tmp_path / "u", tmp_path / "t", log=lambda m: None)
+    geo = abar_similarity_unit(ctx, store, tasks)
+    cross = np.array(geo["cross"])
+    assert cross.shape == (3, 3) and np.allclose(cross, cross.T, atol=1e-5) and np.allclose(np.diag(cross), 1, atol=1e-5)
+    assert all(-1 <= w <= 1 for w in geo["within"].values()) and len(geo["per_layer_cross_mean"]) == 2
+    claims = claims_mod.build_claims(ctx, UnitStore(tmp_path / "u", tmp_path / "t", read_only=True), tasks,
+                                     {"stability": {}, "controls": [], "headcount": [], "data_efficiency": [],
+                                      "portability": []})  # fmt: skip
+    (claim,) = [c for c in claims if c["claim"].startswith("ā is task-specific")]
+    assert claim["verdict"] in ("supported", "not supported") and claim["evidence"]["within_minus_cross_task_cosine"]["n"] == 3

@@ -406,6 +406,24 @@ def build_claims(ctx: Context, store: UnitStore, tasks: list[str], tables: dict,
             "95% bootstrap interval (over tasks) above 0.5 (with fewer than 3 tasks: if every task's Fisher-z "
             "interval over heads is above 0.5)"))  # fmt: skip
 
+    # --- ā geometry: is ā task-specific at all? ---------------------------------------------------------------
+    geo = _try(controls.abar_similarity_unit, ctx, store, tasks)
+    if geo is not None and len(geo["tasks"]) >= 3:
+        n = len(geo["tasks"])
+        gap = [geo["within"][t] - float(np.mean([geo["cross"][i][j] for j in range(n) if j != i]))
+               for i, t in enumerate(geo["tasks"])]  # fmt: skip
+        m = bootstrap_mean(gap)
+        claims.append(_claim(
+            "ā is task-specific: the head means of one task's prompts are closer to each other (two prompt draws) "
+            "than to another task's", "supported" if m["ci_low"] > 0 else "not supported",
+            {"within_minus_cross_task_cosine": {**m, "clustered_by": "task"}, "within": geo["within"],
+             "cross_task_mean": float(np.mean([geo["cross"][i][j] for i in range(n) for j in range(n) if i != j])),
+             "per_layer_cross_mean": geo["per_layer_cross_mean"], "tasks": geo["tasks"]},
+            "figures/science_controls.html",
+            "supported if the mean over tasks of (cosine of ā between prompt seeds 0 and 1 of the task) − (mean "
+            "cosine of the task's ā with the other tasks' ā), averaged over heads, has a 95% bootstrap interval "
+            "(over tasks) above 0"))  # fmt: skip
+
     # --- controls ------------------------------------------------------------------------------------------
     def control_claim(kw, claim, figure, rule_name):
         res = versus(kw)

@@ -11,6 +11,11 @@ Per task, beside the LTV (its own ā, trained on shuffled + zero-shot prompts):
 - **random θ**: the trained θ's norm in a random direction (no training signal at all).
 - **label-supervised vs ICL**: where clean k-shot ICL is weak, an LTV that beats it cannot be restoring ICL.
 - **corruption ablation**: LTVs trained on zero-shot only and on shuffled only, each tested on both.
+- **norm-matched Gaussian basis** and **ā without the task** (the task's queries, no demonstrations): bases
+  that keep the head norms or the format but not the mapping; if they do as well, the basis is not the task.
+- **ā geometry** (`abar_similarity_unit`): the cosine of ā[l, h] between tasks, beside the cosine between two
+  draws of one task's prompts (another seed): if ā differs between tasks no more than between two draws of
+  one task, a "task basis" has nothing task-specific to offer.
 
 Every comparison with the LTV is a *paired* difference over the same test queries with a 95% bootstrap
 interval; accuracies carry 95% Wilson intervals.
@@ -86,3 +91,27 @@ def run(ctx: Context, store: UnitStore, tasks, which=("steer", "cross", "ablatio
     for task in tasks:
         rows += summarise_task(task, units(ctx, store, task, tasks, which), tasks)
     return rows
+
+
+def abar_similarity_unit(ctx: Context, store: UnitStore, tasks) -> dict:
+    """Cosine similarity of the head means ā[l, h] (clean k-shot train prompts) across ``tasks``, averaged over
+    heads per layer, and within each task between prompt seeds 0 and 1 (other demonstrations and queries):
+    ``{"tasks", "cross": [task][task] mean cosine, "within": {task: mean cosine}, "per_layer_cross_mean": [L]}``."""
+    import torch
+
+    tasks = sorted(tasks)
+    key = ctx.key("geometry", None, "abar-cosine", tasks=[ctx.task_id(t) for t in tasks])
+
+    def compute(folder):
+        means = {t: ctx.problem(t).clean_activations(ctx.s.n_mean).mean_contributions.float() for t in tasks}
+        within = {}
+        for t in tasks:
+            other = ctx.problem(t, seed=1).clean_activations(ctx.s.n_mean).mean_contributions.float()
+            within[t] = float(torch.nn.functional.cosine_similarity(means[t], other, dim=-1).mean())
+        cross = [[float(torch.nn.functional.cosine_similarity(means[a], means[b], dim=-1).mean()) for b in tasks]
+                 for a in tasks]  # fmt: skip
+        per_layer = torch.stack([torch.nn.functional.cosine_similarity(means[a], means[b], dim=-1).mean(-1)
+                                 for i, a in enumerate(tasks) for b in tasks[i + 1:]]).mean(0)  # fmt: skip
+        return {"tasks": tasks, "cross": cross, "within": within, "per_layer_cross_mean": per_layer.tolist()}
+
+    return store.get_or_run("geometry", key, compute)

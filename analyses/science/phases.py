@@ -27,8 +27,8 @@ from pathlib import Path
 
 from analyses.science.units import DEFAULT_TASKS, Context, ExperimentSettings, UnitStore
 
-PHASES = ("core", "controls", "ablation", "halves", "stability", "random-label", "basis", "headcount", "data",
-          "portability")  # fmt: skip
+PHASES = ("core", "controls", "ablation", "halves", "stability", "random-label", "basis", "geometry", "headcount",
+          "data", "portability")  # fmt: skip
 ROOT = Path("results/science/units")
 TENSOR_ROOT = Path(".cache/science")
 
@@ -51,6 +51,9 @@ def run_phase(phase: str, tasks: list[str], settings: ExperimentSettings, root=R
     store = UnitStore(root, tensor_root, log=lambda m: print(m, file=sys.stderr, flush=True))
     ctx = Context(settings, model)
     all_tasks = list(all_tasks or tasks)
+    if phase == "geometry":  # one unit over every task of the study (ā compared across tasks)
+        controls.abar_similarity_unit(ctx, store, all_tasks)
+        return store
     for task in tasks:
         if phase == "core":
             controls.units(ctx, store, task, all_tasks, which=("steer", "cross", "ablation"))
@@ -94,6 +97,8 @@ def task_groups(phase: str, tasks: list[str], settings: ExperimentSettings, root
     options = {"fn": "analyses.science.phases:run_task_group", "phase": phase, "settings": settings.to_dict(),
                "root": str(Path(root).resolve()), "tensor_root": str(Path(tensor_root).resolve()),
                "all_tasks": list(all_tasks), "portability_methods": list(portability_methods or [])}  # fmt: skip
+    if phase == "geometry":  # one unit over all the study's tasks
+        return [GroupSpec("call", [(all_tasks[0], "")], 0, [], options, label="geometry (all tasks)")]
     return [GroupSpec("call", [(task, "")], 0, [], options, label=f"{phase} {task}") for task in tasks]
 
 
