@@ -177,6 +177,11 @@ def test_end_to_end_units_claims_and_figures(tiny_gpt2, tmp_path, monkeypatch):
     names = [c["claim"] for c in written["claims"]]
     assert any(n.startswith("Control (Gaussian basis)") for n in names)
     assert any(n.startswith("Control (no-task basis)") for n in names)
+    # portability over the twelve templates, with the label-free TV and the steering vector split by span(ā)
+    proj = next(c for c in written["claims"] if c["claim"].startswith("Portability: the head basis explains"))
+    assert len(proj["evidence"]["templates"]) >= 10
+    assert 0 <= proj["evidence"]["steering_norm2_in_span"]["mean"] <= 1
+    assert any(n.startswith("Portability: the LTV ports better than the TV") for n in names)
     # two tasks: fewer than the 3 a bootstrap over tasks needs, so the geometry claim is not judged
     assert not [c for c in written["claims"] if c["claim"].startswith("ā is task-specific")]
     assert all(c["model"] == "tiny-gpt2" for c in written["claims"] if not c["claim"].startswith("FV fails"))

@@ -303,3 +303,35 @@ def test_cli_fit_and_eval(tmp_path, capsys):
     assert "unknown --method 'nope'" in capsys.readouterr().err
     assert main(["eval", "--model", "tiny-gpt2", "--task", "antonym", "--vector", str(tmp_path / "none")]) == 2
     assert "no task vector at" in capsys.readouterr().err
+
+
+def test_project_onto_heads_recovers_the_span_part_and_drops_the_rest():
+    """Independent expectation: v = Σ_h θ[l, h] ā[l, h] + w with w orthogonal to every ā[l, h] (built by QR),
+    so the projection must return exactly the first part, θ itself (ā of full rank) and ‖Σθā‖² / ‖v‖² kept."""
+    from interp.vectors import project_onto_heads
+
+    gen = torch.Generator().manual_seed(0)
+    n_layers, n_heads, d_model = 3, 4, 16
+    q, _ = torch.linalg.qr(torch.randn(n_layers, d_model, d_model, generator=gen, dtype=torch.float64))
+    # [layer, head, d]: each head mean a combination of the first n_heads columns of q; the rest of q is ⊥ to them
+    basis = torch.einsum("lij,lmj->lim", torch.randn(n_layers, n_heads, n_heads, generator=gen, dtype=torch.float64),
+                         q[:, :, :n_heads])
+    theta = torch.randn(n_layers, n_heads, generator=gen, dtype=torch.float64)
+    inside = torch.einsum("lh,lhm->lm", theta, basis)
+    outside = torch.einsum("lj,lmj->lm", torch.randn(n_layers, d_model - n_heads, generator=gen, dtype=torch.float64),
+                           q[:, :, n_heads:])
+    vectors = (inside + outside).float()
+    vectors[1] = 0  # an inactive layer stays zero and counts as fully kept
+    ltv, kept = project_onto_heads(vectors, basis.float())
+    expected_inside = inside.float().clone()
+    expected_inside[1] = 0
+    torch.testing.assert_close(ltv.layer_vectors(), expected_inside, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(ltv.theta[[0, 2]], theta.float()[[0, 2]], atol=1e-4, rtol=1e-4)
+    expected_kept = inside.pow(2).sum(-1) / (inside + outside).pow(2).sum(-1)
+    assert kept[1] == 1.0
+    torch.testing.assert_close(kept[[0, 2]], expected_kept.float()[[0, 2]], atol=1e-5, rtol=1e-5)
+    # the rest is orthogonal to every head mean
+    rest = vectors - ltv.layer_vectors()
+    assert torch.einsum("lm,lhm->lh", rest.double(), basis).abs().max() < 1e-4
+    with pytest.raises(Exception, match="disagree on layers"):
+        project_onto_heads(vectors[:2], basis.float())

@@ -1,8 +1,10 @@
 """Data efficiency: test accuracy against the number of labelled training prompts.
 
 The LTV and the free steering vector are trained on ``n`` corrupted prompts per corruption for each n in
-`SIZES` (same valid split, steps and early stopping). The FV and the TV need no labels beyond the
-demonstrations; they are drawn as horizontal references. A head basis that encodes the task should let
+`SIZES`, with the validation split scaled with n (``n_valid = n · n_valid / n_train`` of the study's
+settings, at least 2): a fit given 4 labelled prompts must not early-stop on 16 more, or the small-n points
+would see four times the labels they claim. Steps and early stopping are otherwise the same. The FV and the
+TV need no labels beyond the demonstrations; they are drawn as horizontal references. A head basis that encodes the task should let
 the LTV reach its accuracy with fewer labels than the 64× larger free vector.
 """
 
@@ -17,7 +19,7 @@ SIZES = (4, 8, 16, 32)
 def units(ctx: Context, store: UnitStore, task: str, sizes=SIZES) -> dict:
     out = {"ltv": {}, "steer": {}}
     for n in sizes:
-        over = {} if n == ctx.s.n_train else {"n_train": n}
+        over = {} if n == ctx.s.n_train else {"n_train": n, "n_valid": max(2, n * ctx.s.n_valid // ctx.s.n_train)}
         if 2 * n < ctx.s.batch_size:  # two corruptions per prompt count; a batch cannot exceed the pool
             over["batch_size"] = 2 * n
         out["ltv"][n] = fit_unit(ctx, store, task, overrides=over, random_control=(not over))

@@ -214,27 +214,41 @@ def plot_data_efficiency(rows: list[dict]):
 
 # ----------------------------------------------------------------------------------------------- portability
 def plot_portability(rows: list[dict]):
+    """Per task, each vector's zero-shot accuracy on the natural templates: the bar is the mean over templates,
+    each dot one template (12 templates × 7 methods are unreadable as grouped bars)."""
     import plotly.graph_objects as go
     from plotly.subplots import make_subplots
+
+    from analyses.science.portability import ORTHOGONAL, PROJECTED
 
     df = pd.DataFrame(rows)
     if df.empty:
         raise AnalysisError("the portability table is empty: run `interp science run portability` first")
     df = df.drop(columns=[c for c in ("correct",) if c in df])
     tasks = list(dict.fromkeys(df["task"]))
-    fig = make_subplots(rows=1, cols=len(tasks), shared_yaxes=True, subplot_titles=tasks)
+    methods = [m for m in ("none", "LTV", "steering", PROJECTED, ORTHOGONAL, "FV", "TV") if m in set(df.method)]
+    n_rows, n_cols = _grid(len(tasks))
+    fig = make_subplots(rows=n_rows, cols=n_cols, shared_yaxes=True, subplot_titles=tasks)
+    colours = {**COLOURS, PROJECTED: "#c49c94", ORTHOGONAL: "#e7cb94"}
     for j, t in enumerate(tasks):
-        for method in ("none", "LTV", "steering", "FV", "TV"):
+        r, c = j // n_cols + 1, j % n_cols + 1
+        for method in methods:
             sub = df[(df.task == t) & (df.method == method)]
             if sub.empty:
                 continue
-            fig.add_trace(go.Bar(x=sub["template"], y=sub["accuracy"], error_y=_errors(sub), name=method,
-                                 legendgroup=method, showlegend=(j == 0), marker_color=COLOURS.get(method)),
-                          row=1, col=j + 1)  # fmt: skip
-    fig.update_layout(barmode="group")
-    fig.update_yaxes(title_text="zero-shot test accuracy", range=[0, 1.05], row=1, col=1)
-    style(fig, "Natural-text portability: vectors on demonstration-free natural templates (95% Wilson intervals)",
-          height=500, width=max(700, 380 * len(tasks)))  # fmt: skip
+            fig.add_trace(go.Bar(x=[method], y=[sub["accuracy"].mean()], name=method, legendgroup=method,
+                                 showlegend=(j == 0), marker_color=colours.get(method), opacity=0.8,
+                                 hovertext=f"mean over {len(sub)} templates"), row=r, col=c)  # fmt: skip
+            fig.add_trace(go.Scatter(x=[method] * len(sub), y=sub["accuracy"], mode="markers", text=sub["template"],
+                                     marker=dict(color="black", size=4), showlegend=False, legendgroup=method,
+                                     hovertemplate="%{text}: %{y:.2f}<extra></extra>"), row=r, col=c)  # fmt: skip
+    fig.update_xaxes(showticklabels=False)
+    fig.update_yaxes(range=[0, 1.05])
+    fig.update_yaxes(title_text="zero-shot accuracy", col=1)
+    n_templates = df["template"].nunique()
+    style(fig, f"Natural-text portability: bar = mean over {n_templates} demonstration-free templates, dot = one "
+               "template; steering→span(ā) is the free vector projected onto the head means",
+          height=330 * n_rows + 120, width=max(700, 300 * n_cols))  # fmt: skip
     return fig, df
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from interp.vectors.base import TaskVector, VectorError, load_vector
 from interp.vectors.function_vector import FunctionVector, FVConfig, causal_indirect_effects, fit_fv
-from interp.vectors.ltv import LearnedTaskVector, LTVConfig, fit_ltv
+from interp.vectors.ltv import LearnedTaskVector, LTVConfig, fit_ltv, project_onto_heads
 from interp.vectors.steering import SteeringConfig, SteeringVector, fit_steering
 from interp.vectors.task_vector import HiddenStateTaskVector, TVConfig, fit_tv
 
@@ -62,5 +62,5 @@ def fit_lr_grid(method: str, problem, config, lrs, **kwargs) -> TaskVector:
 __all__ = [
     "CONFIGS", "METHODS", "FVConfig", "FunctionVector", "HiddenStateTaskVector", "LTVConfig",
     "LearnedTaskVector", "SteeringConfig", "SteeringVector", "TVConfig", "TaskVector", "VectorError", "causal_indirect_effects", "fit",
-    "fit_fv", "fit_lr_grid", "fit_ltv", "fit_steering", "fit_tv", "load_vector",
+    "fit_fv", "fit_lr_grid", "fit_ltv", "fit_steering", "fit_tv", "load_vector", "project_onto_heads",
 ]  # fmt: skip

@@ -153,6 +153,33 @@ def head_basis(model, problem: Problem, n_mean: int, basis: str = "heads") -> Fl
     raise VectorError(f"unknown basis {basis!r}; use 'heads' (true per-head outputs) or 'chunks' (reference code)")
 
 
+def project_onto_heads(
+    vectors: Float[Tensor, "layer d_model"], basis: Float[Tensor, "layer head d_model"], meta: dict | None = None
+) -> tuple["LearnedTaskVector", Float[Tensor, "layer"]]:
+    """The LTV closest to a free per-layer vector: θ[l] = argmin_θ ‖Σ_h θ[l, h] ā[l, h] − v_l‖ (least squares,
+    in float64), i.e. ``v_l`` projected onto the span of layer l's head means.
+
+    Asks whether a free steering vector lives in the head basis: if its projection does what it does (ports to
+    other templates, steers as well), the basis explains the behaviour; if only the part outside span(ā) does,
+    it does not. Returns the projected vector as a `LearnedTaskVector` (same hooks, same place in the residual
+    stream as the steering vector) and, per layer, the fraction of ‖v_l‖² the span keeps (1 where v_l = 0).
+    """
+    if vectors.shape[0] != basis.shape[0] or vectors.shape[-1] != basis.shape[-1]:
+        raise VectorError(f"vectors {list(vectors.shape)} and basis {list(basis.shape)} disagree on layers or "
+                          "d_model; project a vector onto the head basis of the same model")  # fmt: skip
+    a = basis.detach().double()  # [layer, head, d]
+    v = vectors.detach().double().to(a.device)
+    # per layer: minimise ‖a[l]ᵀ θ − v[l]‖; lstsq handles rank-deficient bases (heads with equal means)
+    theta = torch.linalg.lstsq(a.transpose(1, 2), v.unsqueeze(-1), driver="gelsd" if a.device.type == "cpu" else None).solution
+    theta = theta.squeeze(-1)
+    projected = einops.einsum(theta, a, "l h, l h m -> l m")
+    norm2 = v.pow(2).sum(-1)
+    kept = torch.where(norm2 > 0, projected.pow(2).sum(-1) / norm2.clamp_min(1e-300), torch.ones_like(norm2))
+    meta = {**(meta or {}), "label": (meta or {}).get("label", "projection onto span(ā)")}
+    ltv = LearnedTaskVector({"theta": theta.to(basis.dtype), "basis": basis.detach().unsqueeze(0)}, meta)
+    return ltv, kept.float()
+
+
 def _init_theta(cfg: LTVConfig, shape, active: Tensor) -> Float[Tensor, "layer head"]:
     """θ on ``active``'s device, always float32 (a bf16 θ would lose Adam's small updates)."""
     gen = torch.Generator(device="cpu").manual_seed(cfg.seed)
