@@ -600,6 +600,21 @@ def stage_science(run: FigureRun) -> dict:
                          "compute them with `interp science run ...` then `... summarise`.")  # fmt: skip
     claims = Path("results/claims.json")
     verdicts = json.loads(claims.read_text())["claims"] if claims.exists() else []
+    # the second model's study (its own tables beside the first's) and the two side by side
+    from analyses.science.figures import plot_claims_by_model
+    from analyses.science.phases import other_model_dirs
+
+    for model, folder in other_model_dirs(run.s.science_dir).items():
+        more, _ = draw_all(lambda fig, name, caption: run.save(fig, f"{name}_{_slug(model)}", f"{model}: {caption}"),
+                           folder)  # fmt: skip
+        drawn.update({f"{k}_{_slug(model)}": v for k, v in more.items()})
+    try:
+        fig, df = plot_claims_by_model(verdicts)
+        run.save(fig, "science_two_models", "Every claim judged on both models: headline estimate and 95% interval "
+                 "per model, the verdicts and whether they replicate. Source: `results/claims.json`.")  # fmt: skip
+        drawn["science_two_models"] = len(df)
+    except AnalysisError as err:
+        run.notes.append(f"Two-model figure skipped: {err}")
     return {"figures": drawn, "missing": missing,
             "verdicts": [{"claim": c["claim"], "verdict": c["verdict"]} for c in verdicts]}  # fmt: skip
 

@@ -398,6 +398,33 @@ def test_claims_of_two_models_merge_and_say_whether_they_replicate(tmp_path):
     assert rep[("B", "smollm2-135m")] is False and rep[("C", "smollm2-135m")] is None
 
 
+def test_two_model_figure_draws_each_claim_judged_on_both_models(tmp_path):
+    """The side-by-side figure: one marker per (claim, model) with the claim's first interval; claims judged on
+    one model only and regression claims are left out; no two-model claim is a clear error."""
+    from analyses.common import AnalysisError
+    from analyses.science.claims import merge_models
+    from analyses.science.figures import plot_claims_by_model
+
+    def claim(name, model, verdict, x):
+        return {"claim": name, "verdict": verdict, "model": model,
+                "evidence": {"note": "text", "d": {"diff": x, "ci_low": x - 0.1, "ci_high": x + 0.1}}}  # fmt: skip
+
+    path = tmp_path / "claims.json"
+    path.write_text(json.dumps({"claims": [claim("A", "gemma-3-270m", "supported", 0.3),
+                                           claim("B", "gemma-3-270m", "not supported", 0.0)]}))  # fmt: skip
+    merged = merge_models([claim("A", "smollm2-135m", "supported", 0.2), claim("B", "smollm2-135m", "supported", 0.4),
+                           claim("C", "smollm2-135m", "supported", 0.1),
+                           {**claim("R", "regression:linear", "supported", 0.5), "checkpoint": "linear"}],
+                          path, "smollm2-135m")  # fmt: skip
+    fig, df = plot_claims_by_model(merged)
+    assert sorted(set(df["claim"])) == ["A", "B"] and len(df) == 4
+    row = df[(df.claim == "B") & (df.model == "smollm2-135m")].iloc[0]
+    assert (row.estimate, row.ci_low, row.ci_high, row.estimate_name) == (0.4, 0.4 - 0.1, 0.4 + 0.1, "d")
+    assert not row.replicates and len(fig.data) == 2
+    with pytest.raises(AnalysisError, match="two models"):
+        plot_claims_by_model([claim("C", "smollm2-135m", "supported", 0.1)])
+
+
 def test_gaussian_basis_keeps_the_head_norms_and_loses_the_directions(tiny_gpt2):
     from analyses.science.fits import basis_of
 

@@ -37,13 +37,16 @@ def add_parser(sub) -> None:
     p_run.add_argument("--address", default=None, help="join a Ray cluster ('auto' or ray://host:10001)")
     p_sum = ssub.add_parser("summarise", help="tables + claims from the stored units (computes nothing)")
     p_sum.add_argument("--tasks", default=",".join(DEFAULT_TASKS))
-    p_sum.add_argument("--out", default="results/science")
+    p_sum.add_argument("--out", default=None,
+                       help="where the tables go (default: results/science for smollm2-135m, "
+                            "results/science/<model> for any other model)")  # fmt: skip
     p_sum.add_argument("--claims", default="results/claims.json")
     p_sum.add_argument("--json", action="store_true")
     p_sum.add_argument("--portability-methods", default=None, help="as for run: which portability units to read")
-    p_sum.add_argument("--sweep", default="results/sweeps/text",
+    p_sum.add_argument("--sweep", default=None,
                        help="a sweep store whose LTV fits give θ stability across seeds and whose cells judge the "
-                            "LTV-vs-FV and weak-ICL claims ('' to ignore it)")  # fmt: skip
+                            "LTV-vs-FV / TV and weak-ICL claims ('' to ignore it; default: the model's suite sweep, "
+                            "results/sweeps/text for smollm2-135m, results/sweeps/gemma for gemma-3-270m)")  # fmt: skip
     for p in (p_run, p_sum):
         p.add_argument("--root", default=str(ROOT), help="the units' store")
         p.add_argument("--tensor-root", default=str(TENSOR_ROOT), help="the units' tensors (a git-ignored cache)")
@@ -76,8 +79,12 @@ def run(args) -> int:
     from analyses.science.claims import summarise
 
     methods = tuple(args.portability_methods.split(",")) if args.portability_methods else None
-    report = summarise([t for t in args.tasks.split(",") if t], settings, args.root, args.tensor_root, args.out,
-                       args.claims, portability_methods=methods, sweep=args.sweep or None)  # fmt: skip
+    from analyses.science.phases import SWEEPS, tables_dir
+
+    out = args.out or tables_dir(settings.model)
+    sweep = SWEEPS.get(settings.model) if args.sweep is None else (args.sweep or None)
+    report = summarise([t for t in args.tasks.split(",") if t], settings, args.root, args.tensor_root, out,
+                       args.claims, portability_methods=methods, sweep=sweep)  # fmt: skip
     if args.json:
         print(json.dumps(report["claims"], indent=1))
     else:

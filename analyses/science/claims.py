@@ -704,18 +704,24 @@ def headcount_claims(hc: list[dict], cross: dict | None = None) -> list[dict]:
     return out
 
 
-def _headline(evidence: dict) -> str:
-    """The first interval-carrying number of an evidence dict, as ``name: x [lo, hi]``."""
+def headline_estimate(evidence: dict, prefix: str = "") -> tuple[str, float, float, float] | None:
+    """The first interval-carrying number of an evidence dict: ``(name, estimate, ci_low, ci_high)``."""
     for name, value in evidence.items():
         if isinstance(value, dict) and "ci_low" in value:
             x = value.get("diff", value.get("mean", value.get("accuracy")))
             if x is not None:
-                return f"{name}: {x:.3f} [{value['ci_low']:.3f}, {value['ci_high']:.3f}]"
+                return prefix + name, x, value["ci_low"], value["ci_high"]
         if isinstance(value, dict):
-            inner = _headline(value)
+            inner = headline_estimate(value, f"{prefix}{name}.")
             if inner:
-                return f"{name}.{inner}"
-    return ""
+                return inner
+    return None
+
+
+def _headline(evidence: dict) -> str:
+    """`headline_estimate` as ``name: x [lo, hi]``."""
+    h = headline_estimate(evidence)
+    return f"{h[0]}: {h[1]:.3f} [{h[2]:.3f}, {h[3]:.3f}]" if h else ""
 
 
 def claims_markdown(claims: list[dict]) -> str:

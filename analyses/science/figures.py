@@ -252,6 +252,51 @@ def plot_portability(rows: list[dict]):
     return fig, df
 
 
+# ----------------------------------------------------------------------------------------------- two models
+def plot_claims_by_model(claims: list[dict]):
+    """Every text claim judged on more than one model: its headline estimate (the first interval in its
+    evidence) with the 95% interval, one marker per model, the verdicts beside it — the study side by side."""
+    import plotly.graph_objects as go
+
+    from analyses.science.claims import headline_estimate
+
+    rows = []
+    for c in claims:
+        if str(c.get("model", "")).startswith("regression:") or len(c.get("verdicts_by_model") or {}) < 2:
+            continue
+        h = headline_estimate(c.get("evidence", {}))
+        if h is not None:
+            rows.append({"claim": c["claim"], "model": c["model"], "estimate_name": h[0], "estimate": h[1],
+                         "ci_low": h[2], "ci_high": h[3], "verdict": c["verdict"],
+                         "replicates": c.get("replicates")})  # fmt: skip
+    df = pd.DataFrame(rows)
+    if df.empty:
+        raise AnalysisError("no claim has verdicts on two models yet: run `interp science summarise` per model")
+    claims_order = list(dict.fromkeys(df["claim"]))
+    short = {c: (c if len(c) <= 70 else c[:67] + "…") for c in claims_order}
+    models = list(dict.fromkeys(df["model"]))
+    fig = go.Figure()
+    palette = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd")
+    for i, model in enumerate(models):
+        sub = df[df.model == model]
+        offset = (i - (len(models) - 1) / 2) * 0.25
+        y = [len(claims_order) - 1 - claims_order.index(c) + offset for c in sub["claim"]]
+        fig.add_trace(go.Scatter(
+            x=sub["estimate"], y=y, mode="markers", name=model, marker=dict(color=palette[i % len(palette)], size=8,
+            symbol=["circle" if v == "supported" else "x" if v == "not supported" else "diamond" for v in sub["verdict"]]),
+            error_x=dict(type="data", symmetric=False, array=(sub["ci_high"] - sub["estimate"]).tolist(),
+                         arrayminus=(sub["estimate"] - sub["ci_low"]).tolist()),
+            text=[f"{v} · {n}" for v, n in zip(sub["verdict"], sub["estimate_name"])],
+            hovertemplate="%{text}: %{x:.3f}<extra>" + model + "</extra>"))  # fmt: skip
+    fig.add_vline(x=0, line_dash="dot", line_color="grey")
+    ticks = [short[c] + ("  ✓" if df[df.claim == c]["replicates"].iloc[0] else "  ✗") for c in claims_order]
+    fig.update_yaxes(tickvals=list(range(len(claims_order)))[::-1], ticktext=ticks, tickfont=dict(size=10))
+    fig.update_xaxes(title_text="headline estimate with 95% interval (clustered over tasks; see each claim's evidence)")
+    style(fig, "The study on two models: ● supported, ✕ not supported, ◆ confounded; ✓ / ✗ after a claim: the "
+               "verdict replicates / differs", height=max(400, 34 * len(claims_order) + 160), width=1250)  # fmt: skip
+    return fig, df
+
+
 # ----------------------------------------------------------------------------------------------- all
 FIGURES = (
     ("stability", "plot_theta_stability", "science_theta_stability",

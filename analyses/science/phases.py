@@ -30,6 +30,23 @@ from analyses.science.units import DEFAULT_TASKS, Context, ExperimentSettings, U
 PHASES = ("core", "controls", "ablation", "halves", "stability", "random-label", "basis", "geometry", "headcount",
           "data", "portability")  # fmt: skip
 ROOT = Path("results/science/units")
+SCIENCE_DIR = Path("results/science")  # the first model's tables; every other model's in a folder named after it
+FIRST_MODEL = "smollm2-135m"
+#: the suite sweep whose cells each model's sweep claims (LTV > FV / TV, θ across seeds) read
+SWEEPS = {"smollm2-135m": "results/sweeps/text", "gemma-3-270m": "results/sweeps/gemma"}
+
+
+def tables_dir(model: str, science_dir=SCIENCE_DIR) -> Path:
+    """Where ``model``'s study writes its tables: ``results/science`` for the first model, else a sub-folder."""
+    return Path(science_dir) if model == FIRST_MODEL else Path(science_dir) / model
+
+
+def other_model_dirs(science_dir=SCIENCE_DIR) -> dict[str, Path]:
+    """``{model: folder}`` of every other model whose study tables sit beside the first model's."""
+    root = Path(science_dir)
+    if not root.is_dir():
+        return {}
+    return {d.name: d for d in sorted(root.iterdir()) if d.is_dir() and (d / "controls.json").exists()}
 TENSOR_ROOT = Path(".cache/science")
 
 
