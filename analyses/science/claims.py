@@ -563,8 +563,9 @@ def build_claims(ctx: Context, store: UnitStore, tasks: list[str], tables: dict,
 
     # --- head-count curve ----------------------------------------------------------------------------------
     hc = tables["headcount"]
-    if hc:
-        claims += headcount_claims(hc, _cross_task_overlap(ctx, store, tasks))
+    cross = _cross_task_overlap(ctx, store, tasks)  # needs only the LTV fits and the FVs' CIEs, not the curve
+    if hc or len(cross) >= 3:
+        claims += headcount_claims(hc, cross)
     # --- data efficiency ---------------------------------------------------------------------------------------
     de = tables["data_efficiency"]
     if de:
@@ -654,8 +655,37 @@ def _cross_task_overlap(ctx: Context, store: UnitStore, tasks, ks=(5, 10, 20)) -
 
 
 def headcount_claims(hc: list[dict], cross: dict | None = None) -> list[dict]:
+    """The head-count curve's claims (when its units exist) and the head-overlap claim (when ≥ 3 tasks have
+    an LTV and an FV: ``cross`` from `_cross_task_overlap`)."""
     out = []
     ltv_name, fv_name = "LTV (top-k by |θ|·‖ā‖, refitted)", "FV (top-k by CIE)"
+    if hc:
+        out += _curve_claims(hc, ltv_name, fv_name)
+    if not cross or len(cross) < 3:
+        return out
+    overlaps = [r for r in hc if r["method"] == ltv_name and "overlap_with_fv" in r and r["setting"] == "zero-shot"]
+    excess = {f"{r['task']}|{r['k']}": r["overlap_with_fv"] / r["k"] for r in overlaps if r["k"] in (5, 10, 20)}
+    chance = [r["overlap_chance"] / r["k"] for r in overlaps if r["k"] in (5, 10, 20)]
+    beyond = bootstrap_mean([c["own_minus_cross"] for c in cross.values()])
+    own = bootstrap_mean([c["own"] for c in cross.values()])
+    out.append(_claim(
+        "The sparse LTV keeps the FV's heads (its top-k heads by |θ|·‖ā‖ overlap the task's own FV top-k by CIE "
+        "more than another task's FV top-k)", "supported" if beyond["ci_low"] > 0 else "not supported",
+        {"own_minus_cross_task_overlap_fraction": {**beyond, "clustered_by": "task"},
+         "own_overlap_fraction_k5_10_20": {**own, "clustered_by": "task"},
+         **({"overlap_fraction_k5_10_20": _task_mean(excess)} if excess else {}),
+         "chance_fraction_max": max(chance) if chance else None,
+         "per_task_cross": cross, "per_task_k": {f"{r['task']}|k={r['k']}": r["overlap_with_fv"] for r in overlaps}},
+        "figures/science_headcount.html",
+        "supported if, over ≥ 3 tasks, the mean over tasks of (overlap of the LTV's top-k heads with the task's own "
+        "FV top-k) − (mean overlap with the other tasks' FV top-k), k = 5, 10, 20 averaged, has a 95% bootstrap "
+        "interval (over tasks) above 0; uniform chance (k/(L·H)) is reported but is a baseline that cannot win: "
+        "the FV's top heads are largely shared across tasks"))  # fmt: skip
+    return out
+
+
+def _curve_claims(hc: list[dict], ltv_name: str, fv_name: str) -> list[dict]:
+    out = []
     tasks = sorted({r["task"] for r in hc})
     full = {(r["task"], r["setting"]): r for r in hc if r["method"] == ltv_name and r["k"] == max(x["k"] for x in hc)}
     fracs, per_task = {}, {}
@@ -673,24 +703,6 @@ def headcount_claims(hc: list[dict], cross: dict | None = None) -> list[dict]:
         "figures/science_headcount.html",
         "supported if the mean over tasks (settings averaged first) of accuracy(k=10)/accuracy(all heads) has a "
         "95% bootstrap interval (over tasks) with lower bound ≥ 0.9"))  # fmt: skip
-    overlaps = [r for r in hc if r["method"] == ltv_name and "overlap_with_fv" in r and r["setting"] == "zero-shot"]
-    excess = {f"{r['task']}|{r['k']}": r["overlap_with_fv"] / r["k"] for r in overlaps if r["k"] in (5, 10, 20)}
-    chance = [r["overlap_chance"] / r["k"] for r in overlaps if r["k"] in (5, 10, 20)]
-    m2 = _task_mean(excess)
-    cross = cross or {}
-    beyond = bootstrap_mean([c["own_minus_cross"] for c in cross.values()])
-    verdict = "supported" if cross and len(cross) >= 3 and beyond["ci_low"] > 0 else "not supported"
-    out.append(_claim(
-        "The sparse LTV keeps the FV's heads (its top-k heads by |θ|·‖ā‖ overlap the task's own FV top-k by CIE "
-        "more than another task's FV top-k)", verdict,
-        {"own_minus_cross_task_overlap_fraction": {**beyond, "clustered_by": "task"},
-         "overlap_fraction_k5_10_20": m2, "chance_fraction_max": max(chance) if chance else None,
-         "per_task_cross": cross, "per_task_k": {f"{r['task']}|k={r['k']}": r["overlap_with_fv"] for r in overlaps}},
-        "figures/science_headcount.html",
-        "supported if, over ≥ 3 tasks, the mean over tasks of (overlap of the LTV's top-k heads with the task's own "
-        "FV top-k) − (mean overlap with the other tasks' FV top-k), k = 5, 10, 20 averaged, has a 95% bootstrap "
-        "interval (over tasks) above 0; uniform chance (k/(L·H)) is reported but is a baseline that cannot win: "
-        "the FV's top heads are largely shared across tasks"))  # fmt: skip
     ltv_on_fv = {(r["task"], r["k"], r["setting"]): r for r in hc if r["method"] == "LTV on the FV's heads"}
     fv = {(r["task"], r["k"], r["setting"]): r for r in hc if r["method"] == fv_name}
     d = {f"{k[0]}|{k[2]}": ltv_on_fv[k]["accuracy"] - fv[k]["accuracy"] for k in fv if k in ltv_on_fv and k[1] == 10}
