@@ -162,7 +162,7 @@ def test_end_to_end_units_claims_and_figures(tiny_gpt2, tmp_path, monkeypatch):
 
     tasks = ["builtin:antonym", "builtin:capitalize"]
     root, troot = tmp_path / "units", tmp_path / "tensors"
-    for phase in ("core", "basis", "geometry", "headcount", "data", "portability"):
+    for phase in ("core", "basis", "geometry", "headcount", "data", "portability", "tuned"):
         run_phase(phase, tasks, TINY_SETTINGS, root, troot, tasks, model=tiny_gpt2)
     again = run_phase("core", tasks, TINY_SETTINGS, root, troot, tasks, model=tiny_gpt2)
     assert again.computed == 0  # every unit is read back
@@ -182,6 +182,11 @@ def test_end_to_end_units_claims_and_figures(tiny_gpt2, tmp_path, monkeypatch):
     assert len(proj["evidence"]["templates"]) >= 10
     assert 0 <= proj["evidence"]["steering_norm2_in_span"]["mean"] <= 1
     assert any(n.startswith("Portability: the LTV ports better than the TV") for n in names)
+    # the budget-matched steering control: each fit's rate comes from the grid and its best step is recorded
+    tuned_claim = next(c for c in written["claims"] if c["claim"].startswith("Control (free steering vector, tuned)"))
+    fits = tuned_claim["evidence"]["LTV (tuned): fits"]
+    assert fits["n"] == 2 and set(fits["chosen_lr"].values()) <= {0.03, 0.1, 0.3}
+    assert "steering_minus_LTV_zero-shot" in tuned_claim["evidence"]
     # two tasks: fewer than the 3 a bootstrap over tasks needs, so the geometry claim is not judged
     assert not [c for c in written["claims"] if c["claim"].startswith("ā is task-specific")]
     assert all(c["model"] == "tiny-gpt2" for c in written["claims"] if not c["claim"].startswith("FV fails"))
@@ -191,7 +196,7 @@ def test_end_to_end_units_claims_and_figures(tiny_gpt2, tmp_path, monkeypatch):
         assert "ci_low" in json.dumps(c["evidence"]) and c["figure"]
     for table, fn in (("stability", science.plot_theta_stability), ("headcount", science.plot_headcount),
                       ("controls", science.plot_controls), ("data_efficiency", science.plot_data_efficiency),
-                      ("portability", science.plot_portability)):  # fmt: skip
+                      ("portability", science.plot_portability), ("tuned", science.plot_tuned)):  # fmt: skip
         fig, df = fn(science.load_table(table, tmp_path / "science"))
         assert len(df) > 0 and len(fig.data) > 0
     assert report["tables"]["controls"]
@@ -200,9 +205,9 @@ def test_end_to_end_units_claims_and_figures(tiny_gpt2, tmp_path, monkeypatch):
 
     saved = []
     drawn, missing = draw_all(lambda fig, name, caption: saved.append(name), tmp_path / "science")
-    assert len(saved) == 5 and missing == ["stability_sweep"]  # no sweep store given here
+    assert len(saved) == 6 and missing == ["stability_sweep"]  # no sweep store given here
     assert draw_all(lambda *a: None, tmp_path / "absent") == ({}, ["stability", "stability_sweep", "headcount", "controls",
-                                                                   "data_efficiency", "portability"])
+                                                                   "data_efficiency", "tuned", "portability"])
 
 
 def _fake_sweep(root, thetas: dict, acc: float = 0.5):

@@ -24,7 +24,7 @@ import numpy as np
 
 from interp.defaults import STRONG_ICL
 from interp.stats import bootstrap_mean, bootstrap_p_value, clustered_bootstrap, holm, wilson, wilson_interval
-from analyses.science import controls, data_efficiency, portability, sparse, stability, sweep_claims, sweep_stability
+from analyses.science import controls, data_efficiency, portability, sparse, stability, sweep_claims, sweep_stability, tuned
 from analyses.science.fits import fit_unit, plain_unit
 from analyses.science.units import Context, MissingUnit, UnitStore, claim_record as _claim
 
@@ -43,7 +43,7 @@ def _try(fn, *a, **kw):
 def gather(ctx: Context, store: UnitStore, tasks, portability_methods=None) -> dict:
     """Every experiment's tidy table from the stored units (tasks / variants not computed yet are skipped)."""
     tables: dict = {"controls": [], "stability": {}, "headcount": [], "data_efficiency": [], "portability": [],
-                    "missing": []}  # fmt: skip
+                    "tuned": [], "missing": []}  # fmt: skip
     for task in tasks:
         fits = {}
         for name, kw in {
@@ -76,6 +76,9 @@ def gather(ctx: Context, store: UnitStore, tasks, portability_methods=None) -> d
         de = _try(data_efficiency.units, ctx, store, task)
         if de is not None:
             tables["data_efficiency"] += data_efficiency.summarise_task(task, de)
+        tu = tuned.gather(ctx, store, task)
+        if tu:
+            tables["tuned"] += tuned.summarise_task(task, tu)
         po = _try(portability.units, ctx, store, task, methods=tuple(portability_methods or portability.METHODS))
         if po is not None:
             tables["portability"] += portability.summarise_task(task, po)
@@ -212,9 +215,9 @@ def summarise(tasks, settings, root, tensor_root, out_dir="results/science", cla
         for task, row in json.loads(previous.read_text()).get("rows", {}).items():
             tables["stability_sweep"].setdefault(task, row)
     out_dir.mkdir(parents=True, exist_ok=True)
-    for name in ("controls", "stability", "stability_sweep", "headcount", "data_efficiency", "portability"):
+    for name in ("controls", "stability", "stability_sweep", "headcount", "data_efficiency", "portability", "tuned"):
         data = tables[name]
-        if name == "portability":
+        if name in ("portability", "tuned"):
             data = [{k: v for k, v in r.items() if k != "correct"} for r in data]
         meta = {"sweep": str(sweep)} if name == "stability_sweep" else {"settings": settings.to_dict()}
         _write(out_dir / f"{name}.json", {**meta, "rows": data})
@@ -324,7 +327,8 @@ def science_markdown(report: dict, tables: dict) -> str:
                     f"{p['top10_overlap']} ({p['top10_chance']:.2f}) | {p['sign_agreement']:.2f} |")  # fmt: skip
         lines.append("")
     for name, cols in (("headcount", ("task", "method", "k", "setting")), ("data_efficiency", ("task", "method", "n_train", "setting")),
-                       ("portability", ("task", "template", "method"))):  # fmt: skip
+                       ("portability", ("task", "template", "method")),
+                       ("tuned", ("task", "method", "seed", "setting", "lr", "best_step"))):  # fmt: skip
         if tables[name]:
             lines += [f"## {name.replace('_', ' ')}", "", "| " + " | ".join(cols) + " | accuracy [95% CI] |",
                       "|" + "---|" * (len(cols) + 1)]  # fmt: skip
@@ -488,6 +492,9 @@ def build_claims(ctx: Context, store: UnitStore, tasks: list[str], tables: dict,
             "supported if the paired difference (steering − LTV, mean over tasks, clustered bootstrap over tasks then "
             "queries) has a 95% interval below 0 on both settings; the generalisation gap is (train − test accuracy) of the steering vector minus the "
             "LTV's, averaged over tasks"))  # fmt: skip
+    tu = tables.get("tuned") or []
+    if tu:
+        claims.append(tuned_steering_claim(tu))
     rand = {}
     for s in ("zero-shot", "shuffled"):
         a = {}
@@ -629,6 +636,38 @@ def build_claims(ctx: Context, store: UnitStore, tasks: list[str], tables: dict,
                 f"supported if projection − bare model has a 95% interval above 0 and projection − steering a 95% "
                 f"interval above −0.10 (non-inferiority by 10 points); both {clustered}"))  # fmt: skip
     return claims
+
+
+def tuned_steering_claim(rows: list[dict]) -> dict:
+    """The free steering control with both vectors tuned the same way (`analyses.science.tuned`): seeds are
+    repeated fits of the same test queries, averaged per query inside each task's cluster."""
+    by: dict = {}
+    for r in rows:
+        by.setdefault((r["method"], r["setting"]), {})[f"{r['task']}|seed{r['seed']}"] = r["correct"]
+    ltv_name, steer_name = tuned.METHODS["ltv"], tuned.METHODS["steer"]
+    ev = {}
+    for s in ("zero-shot", "shuffled"):
+        if (steer_name, s) in by and (ltv_name, s) in by:
+            ev[f"steering_minus_LTV_{s}"] = _pooled_paired(by[(steer_name, s)], by[(ltv_name, s)])
+    fits = {(r["task"], r["method"], r["seed"]): r for r in rows if r["setting"] == "zero-shot"}
+    for name in (ltv_name, steer_name):
+        mine = [r for (t, m, sd), r in fits.items() if m == name]
+        ev[f"{name}: fits"] = {
+            "n": len(mine), "cap_bound": sum(bool(r["cap_bound"]) for r in mine),
+            "lr_at_grid_edge": sum(bool(r["lr_at_grid_edge"]) for r in mine),
+            "chosen_lr": {f"{r['task']}|seed{r['seed']}": r["lr"] for r in mine},
+            "best_step": {f"{r['task']}|seed{r['seed']}": r["best_step"] for r in mine},
+        }  # fmt: skip
+    ev["seeds"] = sorted({r["seed"] for r in rows})
+    ev["grid"], ev["step_cap"] = list(tuned.GRID), tuned.STEPS
+    below = bool(ev) and all(v["ci_high"] < 0 for k, v in ev.items() if k.startswith("steering_minus_LTV_"))
+    return _claim(
+        "Control (free steering vector, tuned): with both vectors' learning rates chosen on valid from the same grid "
+        "and trained until the valid loss stops improving, the free per-layer vector does worse on unseen queries "
+        "than the LTV", "supported" if below else "not supported", ev, "figures/science_tuned.html",
+        f"supported if the paired difference (steering − LTV, each with lr from {list(tuned.GRID)} chosen on valid, "
+        f"≤ {tuned.STEPS} steps with early stopping; mean over tasks, clustered bootstrap over tasks then queries, "
+        "fit seeds averaged per query) has a 95% interval below 0 on both settings")  # fmt: skip
 
 
 def _cross_task_overlap(ctx: Context, store: UnitStore, tasks, ks=(5, 10, 20)) -> dict:

@@ -92,16 +92,21 @@ def fit_unit(
     basis: str = "own",
     random_control: bool = False,
     needs_vector: bool = False,
+    lr_grid: tuple[float, ...] | None = None,
 ) -> dict:
     """Fit one vector (``ltv`` / ``steer``) and score it; cached (see the module docstring).
 
     ``overrides`` change the config (e.g. ``corruptions``, ``heads``, ``n_train``); ``seed`` redraws the
-    prompts and the minibatch order; ``train_half`` fits on one of two disjoint halves of the train split.
+    prompts and the minibatch order; ``train_half`` fits on one of two disjoint halves of the train split;
+    ``lr_grid`` fits once per learning rate and keeps the lowest validation loss (`interp.vectors.fit_lr_grid`:
+    the test queries never choose it).
     """
     overrides = dict(overrides or {})
-    unit = f"{method} seed={seed} half={train_half} basis={basis} {overrides}"
+    # the grid enters the key only when given, so every unit fitted before it existed keeps its key
+    grid = {"lr_grid": [float(x) for x in lr_grid]} if lr_grid else {}
+    unit = f"{method} seed={seed} half={train_half} basis={basis} {overrides}" + (f" lr∈{grid['lr_grid']}" if grid else "")
     key = ctx.key(FITS, task, unit, method=method, overrides=overrides, seed=seed, train_half=train_half,
-                  basis=basis, random_control=random_control)  # fmt: skip
+                  basis=basis, random_control=random_control, **grid)  # fmt: skip
 
     def compute(folder: Path) -> dict:
         from interp.vectors import fit_ltv, fit_steering
@@ -113,11 +118,15 @@ def fit_unit(
         cfg = make(seed=ctx.s.seed + seed, **overrides)
         vec = saved_vector(ctx, folder)
         if vec is None:
-            if method == "ltv":
-                given = None if basis == "own" else basis_of(ctx, task, basis)
-                vec = fit_ltv(problem, cfg, basis=given, progress=False)
+            kwargs = {"progress": False}
+            if method == "ltv" and basis != "own":
+                kwargs["basis"] = basis_of(ctx, task, basis)
+            if grid:
+                from interp.vectors import fit_lr_grid
+
+                vec = fit_lr_grid(method, problem, cfg, grid["lr_grid"], **kwargs)
             else:
-                vec = fit_steering(problem, cfg, progress=False)
+                vec = (fit_ltv if method == "ltv" else fit_steering)(problem, cfg, **kwargs)
             vec.save(folder)
         result = {
             "method": method,

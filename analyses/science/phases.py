@@ -28,7 +28,7 @@ from pathlib import Path
 from analyses.science.units import DEFAULT_TASKS, Context, ExperimentSettings, UnitStore
 
 PHASES = ("core", "controls", "ablation", "halves", "stability", "random-label", "basis", "geometry", "headcount",
-          "data", "portability")  # fmt: skip
+          "data", "portability", "tuned", "tuned-seeds")  # fmt: skip
 ROOT = Path("results/science/units")
 SCIENCE_DIR = Path("results/science")  # the first model's tables; every other model's in a folder named after it
 FIRST_MODEL = "smollm2-135m"
@@ -62,7 +62,7 @@ def _settings(args) -> ExperimentSettings:
 def run_phase(phase: str, tasks: list[str], settings: ExperimentSettings, root=ROOT, tensor_root=TENSOR_ROOT,
               all_tasks=None, model=None, portability_methods=None) -> UnitStore:  # fmt: skip
     """Compute every unit of ``phase`` for ``tasks`` (one task at a time, its prompts freed afterwards)."""
-    from analyses.science import controls, data_efficiency, portability, sparse, stability
+    from analyses.science import controls, data_efficiency, portability, sparse, stability, tuned
     from analyses.science.fits import fit_unit
 
     store = UnitStore(root, tensor_root, log=lambda m: print(m, file=sys.stderr, flush=True))
@@ -97,6 +97,10 @@ def run_phase(phase: str, tasks: list[str], settings: ExperimentSettings, root=R
             data_efficiency.units(ctx, store, task)
         elif phase == "portability":
             portability.units(ctx, store, task, methods=tuple(portability_methods or portability.METHODS))
+        elif phase == "tuned":  # LTV and steering, each tuned on valid from the same grid, to convergence
+            tuned.units(ctx, store, task, seeds=tuned.SEEDS[:1])
+        elif phase == "tuned-seeds":  # the same at the other fit seeds (repeated fits of the same queries)
+            tuned.units(ctx, store, task, seeds=tuned.SEEDS[1:])
         else:
             raise SystemExit(f"unknown phase {phase!r}; choose one of {', '.join(PHASES)}")
         ctx._problems.clear()  # free this task's frozen prefixes (GBs) before the next task
