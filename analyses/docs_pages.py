@@ -81,7 +81,15 @@ def two_models_page(first: str | Path = SWEEP, second: str | Path = SECOND_SWEEP
 differ only by the model's fingerprint). {m2} is a base model of another family; the study's claims say per
 entry which model they are about and whether the verdict replicates (`results/claims.json`).
 """
-    return _page(f"Two models: {m1} and {m2}", intro,
+    sections = []
+    if Path(CLAIMS).exists():
+        from analyses.science.claims import replication_markdown
+
+        sections.append("## The study's claims on both models\n\nEach claim's verdict under the rule it was given before "
+                        "its numbers (see [the study](science.md)), with the first interval of its evidence; "
+                        "figure: `figures/science_two_models.html`.\n\n"
+                        + replication_markdown(json.loads(Path(CLAIMS).read_text())["claims"]))  # fmt: skip
+    return _page(f"Two models: {m1} and {m2}", intro, *sections,
                  "## Clean 10-shot ICL per task (mean over the seeds each store has)\n\n" + _table(rows),
                  "## Methods both stores have, means over the tasks both have\n\n" + _table(per_method))
 

@@ -777,8 +777,30 @@ def _headline(evidence: dict) -> str:
 
 def claims_markdown(claims: list[dict]) -> str:
     """The verdict table (claim, verdict, headline number with its 95% interval, figure) in Markdown."""
-    lines = ["| claim | verdict | headline evidence (95% CI) | figure |", "|---|---|---|---|"]
+    lines = ["| claim | model | verdict | replicates | headline evidence (95% CI) | figure |", "|---|---|---|---|---|---|"]
     for c in claims:
         by = f" ({c['confounded_by']})" if c.get("confounded_by") else ""
-        lines.append(f"| {c['claim']} | **{c['verdict']}**{by} | {_headline(c.get('evidence', {}))} | {c.get('figure', '')} |")
+        rep = {True: "yes", False: "**no**", None: "–"}[c.get("replicates")]
+        lines.append(f"| {c['claim']} | {c.get('model', '–')} | **{c['verdict']}**{by} | {rep} | "
+                     f"{_headline(c.get('evidence', {}))} | {c.get('figure', '')} |")  # fmt: skip
+    return "\n".join(lines) + "\n"
+
+
+def replication_markdown(claims: list[dict]) -> str:
+    """Claim × model: each text claim's verdict and headline number per model, and whether it replicates."""
+    text = [c for c in claims if not str(c.get("model", "")).startswith("regression:")]
+    models = list(dict.fromkeys(c["model"] for c in text))
+    lines = ["| claim | " + " | ".join(models) + " | replicates |", "|---|" + "---|" * (len(models) + 1)]
+    by_claim: dict[str, dict] = {}
+    for c in text:
+        by_claim.setdefault(c["claim"], {})[c["model"]] = c
+    for claim, per_model in by_claim.items():
+        cells = []
+        for m in models:
+            c = per_model.get(m)
+            h = headline_estimate(c.get("evidence", {})) if c else None
+            num = f" {h[1]:+.3f} [{h[2]:+.3f}, {h[3]:+.3f}]" if h else ""
+            cells.append(f"**{c['verdict']}**{num}" if c else "not measured")
+        rep = next(iter(per_model.values())).get("replicates")
+        lines.append(f"| {claim} | " + " | ".join(cells) + f" | {({True: 'yes', False: '**no**', None: '–'})[rep]} |")
     return "\n".join(lines) + "\n"
