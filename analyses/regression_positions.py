@@ -19,7 +19,11 @@ per-prompt differences between methods). Outputs:
   ``ci_high``, ``figure``, ``rule``) of the regression claims;
 - `position_table`: the same numbers as a Markdown table.
 
-A verdict is decided by a written rule over paired 95% CIs (``rule`` in each entry), not by hand.
+A verdict is decided by a written rule over paired 95% CIs (``rule`` in each entry), not by hand. Records of
+`LENGTH_VERSION` 2 carry intervals bootstrapped over prompts (`interp.stats`) and the shares of the model's
+error each vector removes (``fractions``); the claims read those, and say which kind of interval they rest on
+(``intervals``). Every claim on a model without position rows carries its in-range error beside the shipped
+model's (``evidence.training``), and a ``caveat`` when it is under-trained (`UNDERTRAINED_RATIO`).
 """
 
 from __future__ import annotations
@@ -47,11 +51,12 @@ CURVES_FIGURE = "regression_positions_curves"
 SUMMARY_FIGURE = "regression_positions_summary"
 POS_CONTROL = "model, trained pos. rows reused"  # the names of analyses.regression_length' curves
 WINDOW_CONTROL = "model, last T points only"
-METHODS = ["model", "model+LTV", "model+FV", "model+random-θ", POS_CONTROL, WINDOW_CONTROL]
+STEER = "model+steering"
+METHODS = ["model", "model+LTV", STEER, "model+FV", "model+random-θ", POS_CONTROL, WINDOW_CONTROL]
 RANGES = {"beyond_1-1.5x": "1–1.5× trained length", "beyond_1.5-2x": "1.5–2× trained length"}
 _POSITIONS = {"standard": "learned absolute positions", "rotary": "rotary", "none": "no positional embedding"}
 _SHORT = {"standard": "learned pos.", "rotary": "rotary", "none": "NoPE"}
-_COLOURS = {"model": "#000000", "model+LTV": "#1f77b4", "model+FV": "#d62728", "model+random-θ": "#7f7f7f",
+_COLOURS = {"model": "#000000", "model+LTV": "#1f77b4", STEER: "#2ca02c", "model+FV": "#d62728", "model+random-θ": "#7f7f7f",
             POS_CONTROL: "#ff7f0e", WINDOW_CONTROL: "#9467bd"}  # fmt: skip
 
 
@@ -169,17 +174,43 @@ FV_FAILS_BELOW = 0.10
 IN_RANGE_COST = 0.5
 
 
-def _fraction_removed(diff: dict, model_beyond: dict) -> dict:
-    """The share of the model's error past T that a vector removes: −(vector − model) / model, with the paired
-    difference's 95% interval divided by the model's mean error (the denominator's own interval, a few per
-    cent wide here, is left out: the interval is slightly too narrow)."""
+#: the LTV "removes more" than the free steering vector when the 95% lower bound of the difference of the two
+#: shares of the model's error past T they remove exceeds this many points of that error
+LTV_OVER_STEERING = 0.05
+#: a model whose in-range error exceeds this multiple of the shipped (learned-positions) model's of the same
+#: function class is flagged under-trained in every claim's evidence
+UNDERTRAINED_RATIO = 3.0
+
+UNIT_NEW = ("every 95% interval is a bootstrap over prompts (interp.stats; a prompt's errors at several lengths "
+            "averaged first); shares are ratios of means with numerator and denominator resampled together")
+UNIT_OLD = ("intervals of this record (computed before the steering control) are normal-approximation intervals "
+            "over prompt × length values; each length draws its own prompts, so those values are separate prompts, "
+            "but the shares' intervals leave the denominator's uncertainty out")
+
+
+def _share(rec: dict, name: str, rng: str) -> dict | None:
+    """A stored share (``fractions``, bootstrapped over prompts) of a version-2 record, else None."""
+    st = rec.get("fractions", {}).get(name, {}).get(rng)
+    return None if st is None else {k: st[k] for k in ("mean", "ci_low", "ci_high", "n") if k in st}
+
+
+def _fraction_removed(diff: dict, model_beyond: dict, stored: dict | None = None) -> dict:
+    """The share of the model's error past T that a vector removes: −(vector − model) / model. ``stored``: the
+    record's own bootstrap over prompts (`bootstrap_ratio`), used when present. Otherwise (an old record) the
+    paired difference's 95% interval divided by the model's mean error (the denominator's own interval is
+    left out: the interval is slightly too narrow)."""
+    if stored is not None:
+        return {**stored, "denominator": model_beyond["mean"]}
     m = model_beyond["mean"]
     return {"mean": -diff["mean"] / m, "ci_low": -diff["ci_high"] / m, "ci_high": -diff["ci_low"] / m, "n": diff["n"],
             "denominator": m}  # fmt: skip
 
 
-def _relative_cost(diff: dict, model_in_range: dict) -> dict:
-    """(vector − model) in range as a share of the model's in-range error, with the paired interval scaled."""
+def _relative_cost(diff: dict, model_in_range: dict, stored: dict | None = None) -> dict:
+    """(vector − model) in range as a share of the model's in-range error: the record's bootstrap over prompts
+    (``stored``) when present, else the paired interval scaled."""
+    if stored is not None:
+        return {**stored, "denominator": model_in_range["mean"]}
     m = model_in_range["mean"]
     return {"mean": diff["mean"] / m, "ci_low": diff["ci_low"] / m, "ci_high": diff["ci_high"] / m, "n": diff["n"],
             "denominator": m}  # fmt: skip
@@ -198,10 +229,33 @@ def _degrades(rec: dict) -> tuple[bool, dict]:
     }
 
 
+def _training_caveat(rec: dict, records: list[dict]) -> dict | None:
+    """For a model without learned positions: its in-range error beside the shipped (learned-positions) model
+    of its function class; flagged under-trained above `UNDERTRAINED_RATIO` times the shipped error."""
+    if rec["positional_embedding_type"] == "standard":
+        return None
+    shipped = [r for r in records if r["positional_embedding_type"] == "standard"
+               and r["function_class"] == rec["function_class"]]  # fmt: skip
+    own = rec["summary"]["model"]["ranges"]["in_range"]["mean"]
+    if not shipped:
+        return {"model_in_range": own, "shipped_model_in_range": None, "undertrained": None,
+                "note": "no shipped model of this function class to compare with"}  # fmt: skip
+    ref = shipped[0]["summary"]["model"]["ranges"]["in_range"]["mean"]
+    under = own > UNDERTRAINED_RATIO * ref
+    note = (f"under-trained: in-range error {own:.3f} vs {ref:.3f} for the shipped {shipped[0]['checkpoint']} "
+            f"({own / ref:.0f}×; its training stopped at its time cap long before the shipped model's steps), so "
+            "this model has not learned the task well even where it was trained; a verdict on it is weak evidence "
+            "about models without position rows") if under else "in-range error within "  \
+        f"{UNDERTRAINED_RATIO:g}× the shipped model's"
+    return {"model_in_range": own, "shipped_model_in_range": ref, "shipped_checkpoint": shipped[0]["checkpoint"],
+            "ratio": own / ref, "undertrained": under, "note": note}  # fmt: skip
+
+
 def position_claims(records: list[dict], figure: str = f"figures/{CURVES_FIGURE}.html") -> list[dict]:
     """Verdicts of the regression claims per checkpoint (see each entry's ``rule``)."""
     claims = []
     for rec in records:
+        first = len(claims)
         name, pe = rec["checkpoint"], rec["positional_embedding_type"]
         scope = f"{position_label(rec)}, trained length {rec['trained_length']}, d={rec['n_dims']}"
         s, p = rec["summary"], rec["paired"]
@@ -222,7 +276,8 @@ def position_claims(records: list[dict], figure: str = f"figures/{CURVES_FIGURE}
         })  # fmt: skip
 
         model_beyond = s["model"]["ranges"]["beyond"]
-        fv_removed, ltv_removed = _fraction_removed(fv_m, model_beyond), _fraction_removed(ltv_m, model_beyond)
+        fv_removed = _fraction_removed(fv_m, model_beyond, _share(rec, "model+FV removed", "beyond"))
+        ltv_removed = _fraction_removed(ltv_m, model_beyond, _share(rec, "model+LTV removed", "beyond"))
         # judged by size (issue 20): the FV fails when it removes less than FV_FAILS_BELOW of the error past T;
         # being worse than the LTV is reported, no longer a failure by itself
         fv_fails = fv_removed["ci_high"] < FV_FAILS_BELOW
@@ -239,8 +294,7 @@ def position_claims(records: list[dict], figure: str = f"figures/{CURVES_FIGURE}
             "rule": "the model must degrade (claim above); then supported iff the FV removes less than "
                     f"{FV_FAILS_BELOW:.0%} of the model's error past T (the 95% upper bound of −(FV − model)/model, "
                     "past T); on a model that does not degrade there is nothing to fail at: not supported. (Revised "
-                    "by issue 20: the earlier rule also counted an FV significantly worse than the LTV as failing.) "
-                    "Intervals pool prompt × length: positions of one prompt are not independent, so they are narrow",
+                    "by issue 20: the earlier rule also counted an FV significantly worse than the LTV as failing.)",
         })  # fmt: skip
 
         ltv_ev = {"model_beyond": _ci(s["model"]["ranges"]["beyond"]), "ltv_beyond": _ci(ltv["beyond"]),
@@ -276,8 +330,9 @@ def position_claims(records: list[dict], figure: str = f"figures/{CURVES_FIGURE}
                     "its last T points (CI above 0); else supported",
         })  # fmt: skip
 
-        cost_ltv = _relative_cost(p["model+LTV − model"]["in_range"], s["model"]["ranges"]["in_range"])
-        cost_fv = _relative_cost(p["model+FV − model"]["in_range"], s["model"]["ranges"]["in_range"])
+        model_in = s["model"]["ranges"]["in_range"]
+        cost_ltv = _relative_cost(p["model+LTV − model"]["in_range"], model_in, _share(rec, "model+LTV cost", "in_range"))
+        cost_fv = _relative_cost(p["model+FV − model"]["in_range"], model_in, _share(rec, "model+FV cost", "in_range"))
         claims.append({
             "claim": "The LTV leaves in-range regression intact (its cost within the trained length is small)",
             "scope": scope, "checkpoint": name,
@@ -311,7 +366,65 @@ def position_claims(records: list[dict], figure: str = f"figures/{CURVES_FIGURE}
                 "rule": "supported iff reused rows − model CI is below 0 and the reuse removes > 50% of the model's "
                         "excess error past T over its in-range error",
             })
+
+        claims.append(_steering_claim(rec, scope, figure, degrades, ltv_removed, model_beyond, model_in))
+        caveat = _training_caveat(rec, records)
+        for cl in claims[first:]:
+            cl["intervals"] = UNIT_NEW if "fractions" in rec else UNIT_OLD
+            if caveat is not None:
+                cl["evidence"]["training"] = caveat
+                if caveat["undertrained"]:
+                    cl["caveat"] = caveat["note"]
     return claims
+
+
+def _steering_claim(rec: dict, scope: str, figure: str, degrades: bool, ltv_removed: dict, model_beyond: dict,
+                    model_in: dict) -> dict:  # fmt: skip
+    """The LTV against the free steering vector trained on the same long prompts, steps and early stopping."""
+    claim = {
+        "claim": "The LTV removes more of the error past the trained length than a free steering vector trained "
+                 "identically",
+        "scope": scope, "checkpoint": rec["checkpoint"], "figure": figure,
+        "rule": "the model must degrade (first claim), else not supported (nothing to remove); then supported iff "
+                "the 95% lower bound of (share of the model's error past T removed by the LTV − share removed by "
+                f"the free steering vector) exceeds {LTV_OVER_STEERING:.0%} of that error (shares (model − vector) / "
+                "model on the same test prompts, their difference bootstrapped over prompts with the denominator); "
+                "the steering vector is one d_model vector per layer at the LTV's hook, fitted on the same long "
+                "train prompts, steps, minibatches and valid-split early stopping (interp.vectors.fit_steering, "
+                "SteeringConfig.like the LTV's config), its lr in residual units; reported beside it: both in-range "
+                "costs",
+    }  # fmt: skip
+    if STEER not in rec["summary"] or "fractions" not in rec:
+        return {**claim, "verdict": "not judged", "why": "this record has no steering vector (run interp regress "
+                "positions run on it again)", "evidence": {}}  # fmt: skip
+    fr, s = rec["fractions"], rec["summary"]
+    steer_removed = _fraction_removed(rec["paired"][f"{STEER} − model"]["beyond"], model_beyond,
+                                      _share(rec, f"{STEER} removed", "beyond"))  # fmt: skip
+    diff = _share(rec, f"model+LTV − {STEER} removed", "beyond")
+    ev = {"ltv_fraction_of_beyond_error_removed": ltv_removed, "steering_fraction_of_beyond_error_removed": steer_removed,
+          "ltv_minus_steering_fraction_removed": diff,
+          "ltv_in_range_cost_relative": _relative_cost(rec["paired"]["model+LTV − model"]["in_range"], model_in,
+                                                       _share(rec, "model+LTV cost", "in_range")),
+          "steering_in_range_cost_relative": _relative_cost(rec["paired"][f"{STEER} − model"]["in_range"], model_in,
+                                                            _share(rec, f"{STEER} cost", "in_range")),
+          "ltv_minus_steering_beyond": _ci(rec["paired"][f"model+LTV − {STEER}"]["beyond"]),
+          "model_beyond": _ci(model_beyond), "ltv_beyond": _ci(s["model+LTV"]["ranges"]["beyond"]),
+          "steering_beyond": _ci(s[STEER]["ranges"]["beyond"]), "steering_in_range": _ci(s[STEER]["ranges"]["in_range"]),
+          "steering_training": rec["vectors"].get("steering"), "ltv_training": rec["vectors"].get("ltv")}  # fmt: skip
+    if fr.get(f"{STEER} removed") is None or diff is None:
+        return {**claim, "verdict": "not judged", "why": "no stored shares", "evidence": ev}
+    if not degrades:
+        verdict, why = "not supported", "the model alone does not degrade past T: nothing to remove"
+    elif diff["ci_low"] > LTV_OVER_STEERING:
+        verdict, why = "supported", (f"the LTV removes {ltv_removed['mean']:.0%} of the error past T, the steering "
+                                     f"vector {steer_removed['mean']:.0%}")  # fmt: skip
+    elif diff["ci_high"] < 0:
+        verdict, why = "not supported", (f"the steering vector removes more ({steer_removed['mean']:.0%} vs "
+                                         f"{ltv_removed['mean']:.0%} for the LTV)")  # fmt: skip
+    else:
+        verdict, why = "not supported", (f"no difference of more than {LTV_OVER_STEERING:.0%} resolved (LTV "
+                                         f"{ltv_removed['mean']:.0%}, steering {steer_removed['mean']:.0%})")  # fmt: skip
+    return {**claim, "verdict": verdict, "why": why, "evidence": ev}
 
 
 def position_table(records: list[dict]) -> str:

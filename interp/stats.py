@@ -144,6 +144,28 @@ def paired_bootstrap(a: Sequence[float], b: Sequence[float], n_boot: int = N_BOO
     return {"diff": diff, "ci_low": low, "ci_high": high, "n": int(np.asarray(a).size)}
 
 
+def bootstrap_ratio(numerator, denominator, n_boot: int = N_BOOT, seed: int = 0, level: float = LEVEL) -> dict:
+    """``{"mean", "ci_low", "ci_high", "n"}`` of ``mean(numerator) / mean(denominator)`` over paired units, with a
+    percentile-bootstrap interval that resamples the *units* (both values of a unit together), so the
+    denominator's own uncertainty is in the interval. E.g. the share of a model's error that a vector removes:
+    ``numerator[i] = model[i] - vector[i]``, ``denominator[i] = model[i]`` per prompt ``i``.
+
+    >>> r = bootstrap_ratio([1.0, 2.0, 3.0], [2.0, 4.0, 6.0])
+    >>> r["mean"], r["ci_low"], r["ci_high"]
+    (0.5, 0.5, 0.5)
+    """
+    num, den = np.asarray(numerator, dtype=float), np.asarray(denominator, dtype=float)
+    if num.shape != den.shape:
+        raise StatsError(f"a ratio needs paired units, got {num.size} numerators and {den.size} denominators")
+    if num.size == 0:
+        return {"mean": float("nan"), "ci_low": float("nan"), "ci_high": float("nan"), "n": 0}
+    rng = np.random.default_rng(seed)
+    idx = rng.integers(0, num.size, size=(n_boot, num.size))
+    boots = num[idx].mean(1) / den[idx].mean(1)
+    low, high = _percentiles(boots, level)
+    return {"mean": float(num.mean() / den.mean()), "ci_low": low, "ci_high": high, "n": int(num.size)}
+
+
 def bootstrap_mean(values, n_boot: int = N_BOOT, seed: int = 0) -> dict:
     """``{"mean", "ci_low", "ci_high", "n"}`` of one number per unit (e.g. per task); missing / non-finite
     values (``None``, NaN) are left out and not counted."""

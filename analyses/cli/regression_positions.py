@@ -4,8 +4,8 @@ absolute position rows, then the verdicts.
 The shipped checkpoints (``linear``, ``sparse_linear``) add learned absolute position rows, and the rows past
 the trained length never receive gradient; the ``*_rotary`` / ``*_nope`` checkpoints (rotary attention, no
 positional embedding) have no such rows. For each checkpoint this runs
-`analyses.regression_length.run_length_experiment` (LTV, FV, random-θ, the reused-rows and last-T-points
-controls) and writes ``results/regression_positions/<checkpoint>.json``; ``claims`` then writes
+`analyses.regression_length.run_length_experiment` (LTV, the free steering vector trained like it, FV,
+random-θ, the reused-rows and last-T-points controls; intervals bootstrapped over prompts) and writes ``results/regression_positions/<checkpoint>.json``; ``claims`` then writes
 ``results/regression_positions/claims.json`` (verdicts with 95% CIs) and ``table.md`` from those files, and
 draws the two figures into ``figures/`` (``interp figures`` redraws them too, from the same files)::
 
