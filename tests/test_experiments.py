@@ -185,7 +185,7 @@ def test_end_to_end_units_claims_and_figures(tiny_gpt2, tmp_path, monkeypatch):
     # the budget-matched steering control: each fit's rate comes from the grid and its best step is recorded
     tuned_claim = next(c for c in written["claims"] if c["claim"].startswith("Control (free steering vector, tuned)"))
     fits = tuned_claim["evidence"]["LTV (tuned): fits"]
-    assert fits["n"] == 2 and set(fits["chosen_lr"].values()) <= {0.03, 0.1, 0.3}
+    assert fits["n"] == 2 and set(fits["chosen_lr"].values()) <= {0.05, 0.2, 0.8}
     assert "steering_minus_LTV_zero-shot" in tuned_claim["evidence"]
     # two tasks: fewer than the 3 a bootstrap over tasks needs, so the geometry claim is not judged
     assert not [c for c in written["claims"] if c["claim"].startswith("ā is task-specific")]
