@@ -155,6 +155,9 @@ class Store:
         self.compute_s: dict[str, float] = {}
         #: the keys asked for through `get_or_compute`, in order
         self.keys: list[str] = []
+        #: where a computed cell ran (e.g. ``{"device": "cuda:0", "dtype": "torch.bfloat16"}``), written beside
+        #: its result but never part of its key: called only when a cell is computed (it may load a model)
+        self.provenance: Callable[[], dict] | None = None
 
     # -- one cell
     def key(self, spec: dict) -> str:
@@ -218,8 +221,9 @@ class Store:
         result = to_jsonable(compute(folder))
         wall = round(time.perf_counter() - t0, 1)
         self.compute_s[key] = wall
+        where = {"provenance": to_jsonable(self.provenance())} if self.provenance is not None else {}
         write_json_atomic(self.path(key), {"key": key, "kind": kind, "spec": spec, "status": "ok", "wall_s": wall,
-                                           "result": result})  # fmt: skip
+                                           **where, "result": result})  # fmt: skip
         self.computed += 1
         self.log(f"[{kind or 'cell'}] {label or key} done in {wall:.0f} s")
         return result

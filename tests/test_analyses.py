@@ -101,6 +101,14 @@ def test_store_counts_force_and_truncated_cells(tmp_path):
     read_only = Store(tmp_path / "empty", read_only=True)
     with pytest.raises(LookupError, match="has not been computed"):
         read_only.get_or_compute(key, compute)
+    # where a cell ran is written beside its result, is asked for only when computing, and never keys it
+    asked = []
+    cache.provenance = lambda: asked.append(1) or {"device": "cpu", "dtype": "torch.float32"}
+    cache.get_or_compute(key, compute)
+    assert asked == [] and "provenance" not in json.loads(path.read_text())
+    cache.get_or_compute({"stage": "x", "n": 2}, compute)
+    record = json.loads(cache.path(cache.key({"stage": "x", "n": 2})).read_text())
+    assert asked == [1] and record["provenance"] == {"device": "cpu", "dtype": "torch.float32"}
 
 
 # ----------------------------------------------------------------------------------------------- 1. head weights

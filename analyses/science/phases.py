@@ -67,6 +67,7 @@ def run_phase(phase: str, tasks: list[str], settings: ExperimentSettings, root=R
 
     store = UnitStore(root, tensor_root, log=lambda m: print(m, file=sys.stderr, flush=True))
     ctx = Context(settings, model)
+    store.provenance = lambda: _provenance(ctx.model)
     all_tasks = list(all_tasks or tasks)
     if phase == "geometry":  # one unit over every task of the study (ā compared across tasks)
         controls.abar_similarity_unit(ctx, store, all_tasks)
@@ -106,6 +107,16 @@ def run_phase(phase: str, tasks: list[str], settings: ExperimentSettings, root=R
         ctx._problems.clear()  # free this task's frozen prefixes (GBs) before the next task
         gc.collect()
     return store
+
+
+def _provenance(model) -> dict:
+    """Where a unit was computed (beside its result, not in its key): device, dtype, torch, host."""
+    import platform
+
+    import torch
+
+    return {"device": str(model.cfg.device), "dtype": str(model.cfg.dtype), "torch": torch.__version__,
+            "host": platform.node()}  # fmt: skip
 
 
 def task_groups(phase: str, tasks: list[str], settings: ExperimentSettings, root, tensor_root, all_tasks,
