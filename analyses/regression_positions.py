@@ -242,13 +242,30 @@ def _training_caveat(rec: dict, records: list[dict]) -> dict | None:
                 "note": "no shipped model of this function class to compare with"}  # fmt: skip
     ref = shipped[0]["summary"]["model"]["ranges"]["in_range"]["mean"]
     under = own > UNDERTRAINED_RATIO * ref
+    mine, theirs = _training_of(rec["checkpoint"]), _training_of(shipped[0]["checkpoint"])
+    steps = ""
+    if mine and theirs:
+        steps = (f"; it trained {mine['steps_done']} of {mine['steps_planned']} planned steps (stopped by "
+                 f"{mine['stopped_by']}), the shipped model {theirs['steps_done']}")
     note = (f"under-trained: in-range error {own:.3f} vs {ref:.3f} for the shipped {shipped[0]['checkpoint']} "
-            f"({own / ref:.0f}×; its training stopped at its time cap long before the shipped model's steps), so "
-            "this model has not learned the task well even where it was trained; a verdict on it is weak evidence "
-            "about models without position rows") if under else "in-range error within "  \
-        f"{UNDERTRAINED_RATIO:g}× the shipped model's"
+            f"({own / ref:.0f}×{steps}), so this model has not learned the task well even within the trained "
+            "length; a verdict on it is weak evidence about models without position rows") if under else \
+        f"in-range error within {UNDERTRAINED_RATIO:g}× the shipped model's"
     return {"model_in_range": own, "shipped_model_in_range": ref, "shipped_checkpoint": shipped[0]["checkpoint"],
-            "ratio": own / ref, "undertrained": under, "note": note}  # fmt: skip
+            "ratio": own / ref, "undertrained": under, "model_training": mine, "shipped_training": theirs,
+            "note": note}  # fmt: skip
+
+
+def _training_of(checkpoint: str) -> dict | None:
+    """Steps done / planned and what stopped the training of a checkpoint under interp/regression/checkpoints."""
+    from interp.regression.io import CHECKPOINT_DIR
+
+    path = CHECKPOINT_DIR / checkpoint / "config.json"
+    if not path.exists():
+        return None
+    t = json.loads(path.read_text()).get("training", {})
+    return {"steps_done": t.get("steps_done"), "steps_planned": t.get("train_config", {}).get("steps"),
+            "stopped_by": t.get("stopped_by"), "ms_per_step": t.get("ms_per_step")}  # fmt: skip
 
 
 def position_claims(records: list[dict], figure: str = f"figures/{CURVES_FIGURE}.html") -> list[dict]:
