@@ -602,12 +602,12 @@ def stage_science(run: FigureRun) -> dict:
     verdicts = json.loads(claims.read_text())["claims"] if claims.exists() else []
     # the second model's study (its own tables beside the first's) and the two side by side
     from analyses.science.figures import plot_claims_by_model
-    from analyses.science.phases import other_model_dirs
+    from analyses.science.phases import model_slug, other_model_dirs
 
     for model, folder in other_model_dirs(run.s.science_dir).items():
-        more, _ = draw_all(lambda fig, name, caption: run.save(fig, f"{name}_{_slug(model)}", f"{model}: {caption}"),
+        more, _ = draw_all(lambda fig, name, caption: run.save(fig, f"{name}_{model_slug(model)}", f"{model}: {caption}"),
                            folder)  # fmt: skip
-        drawn.update({f"{k}_{_slug(model)}": v for k, v in more.items()})
+        drawn.update({f"{k}_{model_slug(model)}": v for k, v in more.items()})
     try:
         fig, df = plot_claims_by_model(verdicts)
         run.save(fig, "science_two_models", "Every claim judged on both models: headline estimate and 95% interval "

@@ -230,8 +230,12 @@ def summarise(tasks, settings, root, tensor_root, out_dir="results/science", cla
             claims += reg if isinstance(reg, list) else reg.get("claims", [])
         except json.JSONDecodeError:
             tables["missing"].append(f"{REGRESSION_CLAIMS} is not valid JSON")
+    from analyses.science.phases import model_figure
+
     for c in claims:  # which model each verdict is about (a claim judged on two models is two entries)
         c.setdefault("model", f"regression:{c['checkpoint']}" if c.get("checkpoint") else settings.model)
+        if not str(c["model"]).startswith("regression:"):
+            c["figure"] = model_figure(c.get("figure", ""), c["model"])  # its own model's figure
     claims = merge_models(claims, Path(claims_path), settings.model)
     report = {"claims": claims, "missing": tables["missing"], "settings": settings.to_dict(), "tasks": list(tasks)}
     _write(Path(claims_path), report)
@@ -638,6 +642,13 @@ def build_claims(ctx: Context, store: UnitStore, tasks: list[str], tables: dict,
     return claims
 
 
+def _figure_of(table: str) -> str:
+    """The figure drawn from ``table`` (one list of science figures: `analyses.science.figures.FIGURES`)."""
+    from analyses.science.figures import FIGURES
+
+    return "figures/" + next(name for t, _, name, _ in FIGURES if t == table) + ".html"
+
+
 def tuned_steering_claim(rows: list[dict]) -> dict:
     """The free steering control with both vectors tuned the same way (`analyses.science.tuned`): seeds are
     repeated fits of the same test queries, averaged per query inside each task's cluster."""
@@ -664,7 +675,7 @@ def tuned_steering_claim(rows: list[dict]) -> dict:
     return _claim(
         "Control (free steering vector, tuned): with both vectors' learning rates chosen on valid from the same grid "
         "and trained until the valid loss stops improving, the free per-layer vector does worse on unseen queries "
-        "than the LTV", "supported" if below else "not supported", ev, "figures/science_tuned.html",
+        "than the LTV", "supported" if below else "not supported", ev, _figure_of("tuned"),
         f"supported if the paired difference (steering − LTV, each with lr from {list(tuned.GRID)} chosen on valid, "
         f"≤ {tuned.STEPS} steps with early stopping; mean over tasks, clustered bootstrap over tasks then queries, "
         "fit seeds averaged per query) has a 95% interval below 0 on both settings")  # fmt: skip
@@ -715,7 +726,8 @@ def headcount_claims(hc: list[dict], cross: dict | None = None) -> list[dict]:
          **({"overlap_fraction_k5_10_20": _task_mean(excess)} if excess else {}),
          "chance_fraction_max": max(chance) if chance else None,
          "per_task_cross": cross, "per_task_k": {f"{r['task']}|k={r['k']}": r["overlap_with_fv"] for r in overlaps}},
-        "figures/science_headcount.html",
+        # without the head-count curve's units there is no headcount figure; the two-model figure shows this claim
+        "figures/science_headcount.html" if hc else "figures/science_two_models.html",
         "supported if, over ≥ 3 tasks, the mean over tasks of (overlap of the LTV's top-k heads with the task's own "
         "FV top-k) − (mean overlap with the other tasks' FV top-k), k = 5, 10, 20 averaged, has a 95% bootstrap "
         "interval (over tasks) above 0; uniform chance (k/(L·H)) is reported but is a baseline that cannot win: "

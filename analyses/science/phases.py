@@ -41,6 +41,19 @@ def tables_dir(model: str, science_dir=SCIENCE_DIR) -> Path:
     return Path(science_dir) if model == FIRST_MODEL else Path(science_dir) / model
 
 
+def model_slug(model: str) -> str:
+    """The suffix of a model's own science figures (``science_controls_gemma_3_270m``)."""
+    return "".join(ch if ch.isalnum() else "_" for ch in model).strip("_").lower()
+
+
+def model_figure(figure: str, model: str) -> str:
+    """The figure a claim about ``model`` cites: the first model's science figures are unsuffixed, every other
+    model's carry its slug (`analyses.main.stage_science` draws them so)."""
+    if model == FIRST_MODEL or not figure.startswith("figures/science_") or figure.endswith("two_models.html"):
+        return figure
+    return figure.removesuffix(".html") + f"_{model_slug(model)}.html"
+
+
 def other_model_dirs(science_dir=SCIENCE_DIR) -> dict[str, Path]:
     """``{model: folder}`` of every other model whose study tables sit beside the first model's."""
     root = Path(science_dir)
