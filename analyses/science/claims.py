@@ -642,13 +642,6 @@ def build_claims(ctx: Context, store: UnitStore, tasks: list[str], tables: dict,
     return claims
 
 
-def _figure_of(table: str) -> str:
-    """The figure drawn from ``table`` (one list of science figures: `analyses.science.figures.FIGURES`)."""
-    from analyses.science.figures import FIGURES
-
-    return "figures/" + next(name for t, _, name, _ in FIGURES if t == table) + ".html"
-
-
 def tuned_steering_claim(rows: list[dict]) -> dict:
     """The free steering control with both vectors tuned the same way (`analyses.science.tuned`): seeds are
     repeated fits of the same test queries, averaged per query inside each task's cluster."""
@@ -675,7 +668,7 @@ def tuned_steering_claim(rows: list[dict]) -> dict:
     return _claim(
         "Control (free steering vector, tuned): with both vectors' learning rates chosen on valid from the same grid "
         "and trained until the valid loss stops improving, the free per-layer vector does worse on unseen queries "
-        "than the LTV", "supported" if below else "not supported", ev, _figure_of("tuned"),
+        "than the LTV", "supported" if below else "not supported", ev, f"figures/{tuned.FIGURE}.html",
         f"supported if the paired difference (steering − LTV, each with lr from {list(tuned.GRID)} chosen on valid, "
         f"≤ {tuned.STEPS} steps with early stopping; mean over tasks, clustered bootstrap over tasks then queries, "
         "fit seeds averaged per query) has a 95% interval below 0 on both settings")  # fmt: skip

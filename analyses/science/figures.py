@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 
 from analyses.common import AnalysisError
+from analyses.science.tuned import FIGURE as TUNED_FIGURE  # one name for the figure and the claim citing it
 from interp.plot.style import DIVERGING, METHOD_COLOURS, signed_range, style
 
 SCIENCE_DIR = Path("results/science")
@@ -253,6 +254,7 @@ def plot_portability(rows: list[dict]):
 
 
 # ----------------------------------------------------------------------------------------------- tuned steering
+
 def plot_tuned(rows: list[dict]):
     """LTV vs free steering, both tuned on valid from the same grid: per task and setting, accuracy averaged
     over fit seeds (each seed its dot); hover shows the chosen learning rates and best steps."""
@@ -357,7 +359,7 @@ FIGURES = (
     ("data_efficiency", "plot_data_efficiency", "science_data_efficiency",
      "Data efficiency: test accuracy vs labelled training prompts per corruption for the LTV and the free steering "
      "vector; dashed: FV and TV (no labels beyond the demonstrations). 95% Wilson intervals."),
-    ("tuned", "plot_tuned", "science_tuned",
+    ("tuned", "plot_tuned", TUNED_FIGURE,
      "The free steering control, budget-matched: the LTV and a free per-layer steering vector, each with its "
      "learning rate chosen on the valid split from the same grid and trained until the valid loss stops "
      "improving (up to 240 steps), at several fit seeds (the same test queries). Bar: mean over seeds; dot: one "

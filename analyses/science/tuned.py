@@ -27,6 +27,7 @@ GRID = (0.05, 0.2, 0.8)
 STEPS = 240
 SEEDS = (0, 1, 2)
 METHODS = {"ltv": "LTV (tuned)", "steer": "steering (tuned)"}
+FIGURE = "science_tuned"  # drawn by `analyses.science.figures.plot_tuned` from the "tuned" table
 
 
 def unit(ctx: Context, store: UnitStore, task: str, method: str, seed: int = 0) -> dict:
