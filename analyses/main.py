@@ -620,7 +620,9 @@ def stage_science(run: FigureRun) -> dict:
 
 
 def _slug(name: str) -> str:
-    return "".join(ch if ch.isalnum() else "_" for ch in name).strip("_").lower()
+    from analyses.science.phases import model_slug  # one rule for every figure-name suffix
+
+    return model_slug(name)
 
 
 # ----------------------------------------------------------------------------------------------- main

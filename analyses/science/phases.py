@@ -42,7 +42,7 @@ def tables_dir(model: str, science_dir=SCIENCE_DIR) -> Path:
 
 
 def model_slug(model: str) -> str:
-    """The suffix of a model's own science figures (``science_controls_gemma_3_270m``)."""
+    """A name as a figure-name suffix (``science_controls_gemma_3_270m``, ``head_weights_country_capital``)."""
     return "".join(ch if ch.isalnum() else "_" for ch in model).strip("_").lower()
 
 
