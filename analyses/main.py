@@ -87,6 +87,7 @@ class FigureSettings:
     regression_prompts: int = 300  # fallback curves of the shipped checkpoints
     comparison_sweep: str = "results/sweeps/text"  # an `interp sweep --out` store
     science_dir: str = "results/science"
+    claims_path: str = "results/claims.json"  # the verdicts the two-model figure draws (`interp science summarise`)
     quick: bool = False
 
     @classmethod
@@ -598,7 +599,7 @@ def stage_science(run: FigureRun) -> dict:
     if missing:
         run.notes.append(f"Science figures skipped for missing tables {', '.join(missing)} in {run.s.science_dir}/: "
                          "compute them with `interp science run ...` then `... summarise`.")  # fmt: skip
-    claims = Path("results/claims.json")
+    claims = Path(run.s.claims_path)
     verdicts = json.loads(claims.read_text())["claims"] if claims.exists() else []
     # the second model's study (its own tables beside the first's) and the two side by side
     from analyses.science.figures import plot_claims_by_model
@@ -611,7 +612,7 @@ def stage_science(run: FigureRun) -> dict:
     try:
         fig, df = plot_claims_by_model(verdicts)
         run.save(fig, "science_two_models", "Every claim judged on both models: headline estimate and 95% interval "
-                 "per model, the verdicts and whether they replicate. Source: `results/claims.json`.")  # fmt: skip
+                 f"per model, the verdicts and whether they replicate. Source: `{claims}`.")  # fmt: skip
         drawn["science_two_models"] = len(df)
     except AnalysisError as err:
         run.notes.append(f"Two-model figure skipped: {err}")

@@ -377,7 +377,7 @@ def test_main_quick_writes_everything_and_caches(tmp_path, tiny_gpt2):
     out, cache = tmp_path / "figures", tmp_path / "cache"
     kwargs = dict(quick=True, model="tiny-gpt2", cache_dir=cache, progress=False, loaded_model=tiny_gpt2,
                   regression_dir=str(_fake_regression(tmp_path)), comparison_sweep=str(tmp_path / "absent"),
-                  science_dir=str(tmp_path / "absent"))  # fmt: skip
+                  science_dir=str(tmp_path / "absent"), claims_path=str(tmp_path / "absent.json"))  # fmt: skip
     first = run_figures(out, **kwargs)
     names = {f["name"] for f in first["figures"]}
     assert names == {"head_weights_antonym", "head_weights_country_capital", "head_weights_multitask",
