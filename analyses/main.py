@@ -48,7 +48,8 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
-from analyses.common import AnalysisError
+from analyses.common import AnalysisError, slug
+from analyses.science.phases import CLAIMS_PATH, SCIENCE_DIR
 from interp.defaults import FIGURE_BUILTIN_TASKS as BUILTIN_TASKS
 from interp.defaults import FIGURE_SUITE_TASKS as SUITE_TASKS
 from interp.defaults import SETTINGS
@@ -86,8 +87,8 @@ class FigureSettings:
     regression_positions_dir: str | None = None
     regression_prompts: int = 300  # fallback curves of the shipped checkpoints
     comparison_sweep: str = "results/sweeps/text"  # an `interp sweep --out` store
-    science_dir: str = "results/science"
-    claims_path: str = "results/claims.json"  # the verdicts the two-model figure draws (`interp science summarise`)
+    science_dir: str = str(SCIENCE_DIR)
+    claims_path: str = str(CLAIMS_PATH)  # the verdicts the two-model figure draws (`interp science summarise`)
     quick: bool = False
 
     @classmethod
@@ -275,7 +276,7 @@ def stage_vectors(run: FigureRun, tasks: list[str]) -> dict[str, dict]:
         out[name] = res
         fig, _ = plot_head_weights(pd.DataFrame(res["head_weights"]), top_k=run.s.top_k)
         acc = {c["row"]: c["accuracy"] for c in res["cells"] if c["setting"] == "shuffled"}
-        run.save(fig, f"head_weights_{_slug(name)}",
+        run.save(fig, f"head_weights_{slug(name)}",
                  f"LTV weights θ (left, diverging, 0 = white) and FV causal indirect effects (middle) per head for "
                  f"*{name}*; the table lists each method's top {min(run.s.top_k, len(res['head_weights']))} heads.  \n"
                  f"Shuffled-label test accuracy: LTV {acc.get('LTV', float('nan')):.2f}, FV {acc.get('FV', float('nan')):.2f} "
@@ -515,7 +516,7 @@ def stage_regression(run: FigureRun) -> dict | None:
         n_panels = sub["shift"].nunique()
         fig, _ = plot_regression_curves(sub, cols=2 if n_panels == 4 else 3,
                                         title=f"In-context regression, {fc}: error vs number of examples (95% bands)")  # fmt: skip
-        run.save(fig, f"regression_curves_{_slug(fc)}",
+        run.save(fig, f"regression_curves_{slug(fc)}",
                  f"*{fc}*: normalised squared error vs number of in-context examples, per covariate shift (panels); "
                  f"dashed line = trained prompt length; source: {source}.  \n{second}")  # fmt: skip
     return {"source": source, "curves": df.to_dict("records")}
@@ -603,12 +604,12 @@ def stage_science(run: FigureRun) -> dict:
     verdicts = json.loads(claims.read_text())["claims"] if claims.exists() else []
     # the second model's study (its own tables beside the first's) and the two side by side
     from analyses.science.figures import plot_claims_by_model
-    from analyses.science.phases import model_slug, other_model_dirs
+    from analyses.science.phases import other_model_dirs
 
     for model, folder in other_model_dirs(run.s.science_dir).items():
-        more, _ = draw_all(lambda fig, name, caption: run.save(fig, f"{name}_{model_slug(model)}", f"{model}: {caption}"),
+        more, _ = draw_all(lambda fig, name, caption: run.save(fig, f"{name}_{slug(model)}", f"{model}: {caption}"),
                            folder)  # fmt: skip
-        drawn.update({f"{k}_{model_slug(model)}": v for k, v in more.items()})
+        drawn.update({f"{k}_{slug(model)}": v for k, v in more.items()})
     try:
         fig, df = plot_claims_by_model(verdicts)
         run.save(fig, "science_two_models", "Every claim judged on both models: headline estimate and 95% interval "
@@ -618,12 +619,6 @@ def stage_science(run: FigureRun) -> dict:
         run.notes.append(f"Two-model figure skipped: {err}")
     return {"figures": drawn, "missing": missing,
             "verdicts": [{"claim": c["claim"], "verdict": c["verdict"]} for c in verdicts]}  # fmt: skip
-
-
-def _slug(name: str) -> str:
-    from analyses.science.phases import model_slug  # one rule for every figure-name suffix
-
-    return model_slug(name)
 
 
 # ----------------------------------------------------------------------------------------------- main

@@ -15,6 +15,8 @@ import json
 import sys
 from dataclasses import fields
 
+from analyses.science.phases import CLAIMS_PATH
+
 HELP = "the LTV study: compute its units (run PHASE) or its tables and verdicts (summarise)"
 
 
@@ -40,7 +42,7 @@ def add_parser(sub) -> None:
     p_sum.add_argument("--out", default=None,
                        help="where the tables go (default: results/science for smollm2-135m, "
                             "results/science/<model> for any other model)")  # fmt: skip
-    p_sum.add_argument("--claims", default="results/claims.json")
+    p_sum.add_argument("--claims", default=str(CLAIMS_PATH))
     p_sum.add_argument("--json", action="store_true")
     p_sum.add_argument("--portability-methods", default=None, help="as for run: which portability units to read")
     p_sum.add_argument("--sweep", default=None,

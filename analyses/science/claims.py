@@ -26,6 +26,7 @@ from interp.defaults import STRONG_ICL
 from interp.stats import bootstrap_mean, bootstrap_p_value, clustered_bootstrap, holm, wilson, wilson_interval
 from analyses.science import controls, data_efficiency, portability, sparse, stability, sweep_claims, sweep_stability, tuned
 from analyses.science.fits import fit_unit, plain_unit
+from analyses.science.phases import CLAIMS_PATH, SCIENCE_DIR
 from analyses.science.units import Context, MissingUnit, UnitStore, claim_record as _claim
 
 REGRESSION_CLAIMS = Path("results/regression_positions/claims.json")
@@ -199,7 +200,7 @@ def comparison_claims(steer_vs_ltv: dict | None) -> list[dict]:
     return out
 
 
-def summarise(tasks, settings, root, tensor_root, out_dir="results/science", claims_path="results/claims.json",
+def summarise(tasks, settings, root, tensor_root, out_dir=SCIENCE_DIR, claims_path=CLAIMS_PATH,
               model=None, portability_methods=None, sweep=sweep_stability.DEFAULT_SWEEP) -> dict:  # fmt: skip
     """Tables, verdicts and README of the experiments from the stored units (and, for θ stability across
     seeds, the LTV fits of the sweep store ``sweep``, when it exists); computes nothing."""

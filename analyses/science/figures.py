@@ -23,10 +23,10 @@ import numpy as np
 import pandas as pd
 
 from analyses.common import AnalysisError
+from analyses.science.phases import SCIENCE_DIR
 from analyses.science.tuned import FIGURE as TUNED_FIGURE  # one name for the figure and the claim citing it
 from interp.plot.style import DIVERGING, METHOD_COLOURS, signed_range, style
 
-SCIENCE_DIR = Path("results/science")
 COLOURS = {
     **METHOD_COLOURS,
     "steering": "#8c564b",
@@ -254,7 +254,6 @@ def plot_portability(rows: list[dict]):
 
 
 # ----------------------------------------------------------------------------------------------- tuned steering
-
 def plot_tuned(rows: list[dict]):
     """LTV vs free steering, both tuned on valid from the same grid: per task and setting, accuracy averaged
     over fit seeds (each seed its dot); hover shows the chosen learning rates and best steps."""

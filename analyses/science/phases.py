@@ -25,12 +25,14 @@ import sys
 from dataclasses import fields
 from pathlib import Path
 
+from analyses.common import slug
 from analyses.science.units import DEFAULT_TASKS, Context, ExperimentSettings, UnitStore
 
 PHASES = ("core", "controls", "ablation", "halves", "stability", "random-label", "basis", "geometry", "headcount",
           "data", "portability", "tuned", "tuned-seeds")  # fmt: skip
 ROOT = Path("results/science/units")
 SCIENCE_DIR = Path("results/science")  # the first model's tables; every other model's in a folder named after it
+CLAIMS_PATH = Path("results/claims.json")  # every model's verdicts, merged (`interp science summarise`)
 FIRST_MODEL = "smollm2-135m"
 #: the suite sweep whose cells each model's sweep claims (LTV > FV / TV, θ across seeds) read
 SWEEPS = {"smollm2-135m": "results/sweeps/text", "gemma-3-270m": "results/sweeps/gemma"}
@@ -41,17 +43,12 @@ def tables_dir(model: str, science_dir=SCIENCE_DIR) -> Path:
     return Path(science_dir) if model == FIRST_MODEL else Path(science_dir) / model
 
 
-def model_slug(model: str) -> str:
-    """A name as a figure-name suffix (``science_controls_gemma_3_270m``, ``head_weights_country_capital``)."""
-    return "".join(ch if ch.isalnum() else "_" for ch in model).strip("_").lower()
-
-
 def model_figure(figure: str, model: str) -> str:
     """The figure a claim about ``model`` cites: the first model's science figures are unsuffixed, every other
     model's carry its slug (`analyses.main.stage_science` draws them so)."""
     if model == FIRST_MODEL or not figure.startswith("figures/science_") or figure.endswith("two_models.html"):
         return figure
-    return figure.removesuffix(".html") + f"_{model_slug(model)}.html"
+    return figure.removesuffix(".html") + f"_{slug(model)}.html"
 
 
 def other_model_dirs(science_dir=SCIENCE_DIR) -> dict[str, Path]:
