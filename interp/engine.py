@@ -388,12 +388,23 @@ class RaggedPrefix:
         return sum(p.nbytes() for p in self.parts)
 
 def build_prefixes(
-    model: HookedTransformer, inputs: Tensor, attention_mask: Tensor | None, chunk_size: int = 32
+    model: HookedTransformer,
+    inputs: Tensor,
+    attention_mask: Tensor | None,
+    chunk_size: int = 32,
+    chunk_tokens: int = 8192,
 ) -> FrozenPrefix:
-    """`FrozenPrefix.from_batch` in chunks (bounded activation memory), concatenated."""
+    """`FrozenPrefix.from_batch` in chunks (bounded activation memory), concatenated.
+
+    A chunk holds at most ``chunk_size`` rows and at most ``chunk_tokens`` padded positions: the prefix run's
+    attention scores grow with rows x length², so 32 rows of a ~750-token 10-shot ag_news prompt took GBs
+    beside the cache itself, where 32 rows of a 40-token prompt take MBs. Rows are independent, so the
+    chunking changes no result.
+    """
+    rows_per_chunk = max(1, min(chunk_size, chunk_tokens // max(1, inputs.shape[1])))
     parts = []
-    for start in range(0, inputs.shape[0], chunk_size):
-        sl = slice(start, start + chunk_size)
+    for start in range(0, inputs.shape[0], rows_per_chunk):
+        sl = slice(start, start + rows_per_chunk)
         mask = attention_mask[sl] if attention_mask is not None else None
         inp, mask = _trim(inputs[sl], mask)
         parts.append(FrozenPrefix.from_batch(model, inp, mask))

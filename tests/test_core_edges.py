@@ -20,10 +20,16 @@ def batch(tiny_gpt2, builtin_task):
     return TextProblem(tiny_gpt2, builtin_task, shots=2).batch("icl", "test", 8)  # row 7 is one token longer
 
 
-def test_prefix_in_one_chunk_and_without_mask(tiny_gpt2, batch):
+def test_prefix_in_one_chunk_and_without_mask(tiny_gpt2, batch, monkeypatch):
     reference = final_logits(tiny_gpt2, batch.tokens, batch.attention_mask)
     one_chunk = build_prefixes(tiny_gpt2, batch.tokens, batch.attention_mask, chunk_size=64)  # a single part
     assert len(one_chunk) == 8 and torch.allclose(one_chunk.run(), reference, atol=1e-4)
+    # a token budget of 3 rows splits long prompts into chunks of 3, 3 and 2 rows: the same logits
+    chunks, from_batch = [], FrozenPrefix.from_batch
+    monkeypatch.setattr(FrozenPrefix, "from_batch", lambda model, inp, *a, **k: chunks.append(len(inp)) or from_batch(model, inp, *a, **k))
+    by_tokens = build_prefixes(tiny_gpt2, batch.tokens, batch.attention_mask, chunk_tokens=3 * batch.tokens.shape[1])
+    monkeypatch.undo()
+    assert chunks == [3, 3, 2] and torch.allclose(by_tokens.run(), reference, atol=1e-4)
     unpadded = batch.tokens[:1, batch.attention_mask[0].bool()]
     no_mask = build_prefixes(tiny_gpt2, unpadded, None)
     assert torch.allclose(no_mask.run(), final_logits(tiny_gpt2, unpadded), atol=1e-4)

@@ -70,6 +70,24 @@ def test_ltv_valid_loss_falls(tiny_model):
         assert r.n == 8 and r.method == "LTV"
 
 
+def test_training_pools_hold_the_cached_prefixes_not_a_padded_copy(problem):
+    """A fit's train/valid pools are the problem's own cached prefixes (shared by every fit of a learning-rate
+    grid), not one stack padded to the longest prompt: on ag_news the padded copies came to ~6 GB per fit
+    and exhausted a 24 GB machine. Rows of both corruptions still score as the full recompute."""
+    from interp.vectors.ltv import _Pool
+
+    pool = _Pool.build([problem], ("zero-shot", "shuffled"), "train", 8)
+    cached = [problem.prefix(setting, "train", 8)[1] for setting in ("zero-shot", "shuffled")]
+    assert len(pool.prefix.parts) == 2 and all(a is b for a, b in zip(pool.prefix.parts, cached))
+    assert cached[0].prefix_length < cached[1].prefix_length  # the short rows are not padded to the long ones
+    rows = [9, 2, 15]  # shuffled, zero-shot, shuffled
+    batches = [problem.batch(setting, "train", 8) for setting in ("zero-shot", "shuffled")]
+    with torch.no_grad():
+        full = torch.cat([final_logits(problem.model, b.tokens, b.attention_mask) for b in batches])
+        assert torch.allclose(pool.prefix.select(rows).run(), full[rows], atol=1e-4)
+    assert torch.equal(pool.targets, torch.cat([b.target_ids for b in batches]))
+
+
 def test_ltv_vector_is_weighted_head_sum(problem):
     vec = fit("ltv", problem, SMALL_LTV, progress=False)
     theta = torch.randn_like(vec.theta)
@@ -121,9 +139,9 @@ def test_ltv_checkpoint_resume_and_interrupt(problem, tmp_path, monkeypatch):
     full = fit_ltv(problem, cfg, checkpoint_dir=tmp_path / "a", progress=False)
     assert (tmp_path / "a" / "ltv_state.json").exists()
     # interrupt at step 6: the best θ so far is saved as a loadable vector
-    import interp.vectors.ltv as ltv_mod
+    from interp import engine
 
-    real_run = ltv_mod.FrozenPrefix.run
+    real_run = engine.FrozenPrefix.run
     count = {"n": 0}
 
     def interrupting(self, hooks=()):
@@ -133,12 +151,12 @@ def test_ltv_checkpoint_resume_and_interrupt(problem, tmp_path, monkeypatch):
                 raise KeyboardInterrupt
         return real_run(self, hooks)
 
-    monkeypatch.setattr(ltv_mod.FrozenPrefix, "run", interrupting)
+    monkeypatch.setattr(engine.FrozenPrefix, "run", interrupting)
     with pytest.raises(KeyboardInterrupt):
         fit_ltv(problem, cfg, checkpoint_dir=tmp_path / "b", progress=False)
     saved = load_vector(tmp_path / "b", problem.model)
     assert "interrupted at step 6" in saved.meta["training"]["stopped"]
-    monkeypatch.setattr(ltv_mod.FrozenPrefix, "run", real_run)
+    monkeypatch.setattr(engine.FrozenPrefix, "run", real_run)
     resumed = fit_ltv(problem, cfg, checkpoint_dir=tmp_path / "b", resume=True, progress=False)
     assert resumed.meta["training"]["steps_run"] == cfg.steps
     assert torch.allclose(resumed.theta, full.theta, atol=1e-4)  # same data order, same result

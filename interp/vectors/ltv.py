@@ -41,7 +41,7 @@ from torch import Tensor
 from tqdm.auto import tqdm
 
 from interp.activations import stacked_b_O
-from interp.engine import FrozenPrefix, RaggedPrefix
+from interp.engine import RaggedPrefix
 from interp.interventions import add_vectors
 from interp.problems import Problem, run_prefix, targets_of
 from interp.vectors.base import ConfigDict, TaskVector, VectorError, describe_model
@@ -196,9 +196,17 @@ def _init_theta(cfg: LTVConfig, shape, active: Tensor) -> Float[Tensor, "layer h
 
 @dataclass
 class _Pool:
-    """Corrupted prompts of one split from every (problem, corruption), with their frozen prefixes."""
+    """Corrupted prompts of one split from every (problem, corruption), with their frozen prefixes.
 
-    prefix: FrozenPrefix | RaggedPrefix
+    The rows stay in their own prefixes (`RaggedPrefix`), never stacked into one padded copy: a zero-shot
+    prompt is ~10x shorter than a 10-shot one, so padding every row to the longest more than doubled a
+    pool, and a stacked copy sat beside the problem's cached prefixes. On ag_news (10-shot prompts of ~700
+    tokens) one fit's padded pools alone came to ~6 GB on SmolLM2 and Gemma-3-270M, enough to exhaust a
+    24 GB machine; unstacked, a single-task pool *is* the problem's cached prefixes (shared by every fit of
+    a learning-rate grid). A minibatch pads only the rows it holds, which scores exactly as the stacked pool.
+    """
+
+    prefix: RaggedPrefix
     targets: Tensor
     task_index: Tensor  # which problem each row belongs to
 
@@ -212,12 +220,10 @@ class _Pool:
                 targets.append(targets_of(batch))
                 task_index.append(torch.full((len(prefix),), i, dtype=torch.long, device=targets[-1].device))
                 if len(problems) > 1:
-                    # a multi-task pool is a concatenated copy that no other method shares: keeping each
-                    # task's cached prefix as well would double the memory (GBs over a whole task suite)
+                    # a multi-task pool holds every task's prefixes for the whole fit; counted in each task's
+                    # bounded cache as well, they would make it evict what the other methods still share
                     problem.forget(setting, split, n)
-        # several tasks: keep each task's rows at their own length (prompt lengths differ ~8x across a suite)
-        stacked = RaggedPrefix(prefixes) if len(problems) > 1 else FrozenPrefix.concat(prefixes)
-        return cls(stacked, torch.cat(targets), torch.cat(task_index))
+        return cls(RaggedPrefix(prefixes), torch.cat(targets), torch.cat(task_index))
 
     def __len__(self) -> int:
         return len(self.targets)
