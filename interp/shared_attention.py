@@ -234,10 +234,20 @@ class SharedLayerEntry:
     """One layer's view of a `SharedCache` (the object TransformerLens passes as ``past_kv_cache_entry``)."""
 
     def __init__(self, cache: SharedCache, layer: int, shape: torch.Size) -> None:
-        self.cache = cache
+        # weak: cache -> entries -> cache would be a reference cycle, and the cache holds a minibatch's
+        # gathered keys and values; cycles are freed only when Python's collector runs (it counts objects,
+        # not bytes), so a training loop piled up GBs of dead minibatches (a steering fit grew to 18 GB)
+        self._cache = weakref.ref(cache)
         self.layer = layer
         self.frozen = True
         self.past_keys = types.SimpleNamespace(shape=shape)  # read by HookedTransformer.get_pos_offset
+
+    @property
+    def cache(self) -> SharedCache:
+        cache = self._cache()
+        if cache is None:
+            raise RuntimeError("this layer entry outlived its SharedCache: keep the cache while running the model")
+        return cache
 
     @property
     def keys(self) -> Tensor:
