@@ -359,16 +359,18 @@ class RaggedPrefix:
             raise ValueError("a ragged prefix needs at least one part")
         self.parts = list(parts)
         self.model = self.parts[0].model
-        sizes = torch.tensor([len(p) for p in self.parts])
-        self._part = torch.repeat_interleave(torch.arange(len(self.parts)), sizes)
-        self._row = torch.cat([torch.arange(int(n)) for n in sizes])
+        # row bookkeeping stays on the CPU whatever the model's device (`select` moves the rows it hands out)
+        cpu = torch.device("cpu")
+        sizes = torch.tensor([len(p) for p in self.parts], device=cpu)
+        self._part = torch.repeat_interleave(torch.arange(len(self.parts), device=cpu), sizes)
+        self._row = torch.cat([torch.arange(int(n), device=cpu) for n in sizes])
         self.final_inputs = torch.cat([p.final_inputs for p in self.parts])
 
     def __len__(self) -> int:
         return len(self._part)
 
     def select(self, idx: Sequence[int] | Tensor) -> FrozenPrefix:
-        idx_t = torch.as_tensor(idx, dtype=torch.long).cpu()
+        idx_t = idx.long().cpu() if isinstance(idx, Tensor) else torch.as_tensor(idx, dtype=torch.long, device="cpu")
         parts, rows = self._part[idx_t], self._row[idx_t]
         pieces, order = [], []
         for part in parts.unique(sorted=True).tolist():
@@ -377,12 +379,13 @@ class RaggedPrefix:
             order.append(where)
         batch = FrozenPrefix.concat(pieces)
         # concat grouped the rows by part; put them back in the order they were asked for
-        position = torch.empty(len(idx_t), dtype=torch.long)
-        position[torch.cat(order)] = torch.arange(len(idx_t))
-        return batch if len(pieces) == 1 and bool((position == torch.arange(len(idx_t))).all()) else batch.select(position)
+        in_order = torch.arange(len(idx_t), device=idx_t.device)
+        position = torch.empty_like(in_order)
+        position[torch.cat(order)] = in_order
+        return batch if len(pieces) == 1 and bool((position == in_order).all()) else batch.select(position)
 
     def run(self, hooks: Sequence[Hook] = ()) -> Float[Tensor, "batch d_vocab"]:
-        return self.select(torch.arange(len(self))).run(hooks)
+        return self.select(torch.arange(len(self), device="cpu")).run(hooks)
 
     def nbytes(self) -> int:
         return sum(p.nbytes() for p in self.parts)
