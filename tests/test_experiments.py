@@ -384,6 +384,35 @@ def test_ltv_vs_tv_is_confounded_by_the_sweeps_own_steering_cells(tmp_path):
     (claim,) = ltv_vs_tv_claims(tmp_path / "s2")
     assert claim["verdict"] == "confounded"
     assert claim["evidence"]["free_steering_minus_LTV"]["source"].startswith("the sweep's steer cells")
+    assert claim["evidence"]["free_steering_minus_LTV"]["fits"]["steer"]["n_fits"] == 0  # these cells record no fit
+
+
+def test_suite_steering_evidence_says_which_fits_were_cut_short_by_their_cap(tmp_path):
+    """Hand-made fit records: the LTV of task a ran to its 300-step cap with its best valid loss at step 300
+    (cap-bound), that of b stopped early; the steering vector of a chose the grid's largest rate, b's the middle one.
+    The two settings of one fit count once."""
+    from analyses.science.sweep_claims import fit_diagnostics
+
+    root = tmp_path / "s"
+    (root / "cells").mkdir(parents=True)
+    fits = {
+        ("a", "ltv"): {"steps_run": 300, "best_step": 300, "stopped": None},
+        ("b", "ltv"): {"steps_run": 160, "best_step": 60, "stopped": "early stop at step 160"},
+        ("a", "steer"): {"steps_run": 300, "best_step": 280, "stopped": None, "lr": 0.03,
+                         "lr_grid": {"0.003": {}, "0.01": {}, "0.03": {}}},
+        ("b", "steer"): {"steps_run": 300, "best_step": 300, "stopped": None, "lr": 0.01,
+                         "lr_grid": {"0.003": {}, "0.01": {}, "0.03": {}}},
+    }  # fmt: skip
+    i = 0
+    for (task, method), fit in fits.items():
+        for setting in ("zero-shot", "shuffled"):
+            rec = {"status": "ok", "task": task, "method": method, "setting": setting, "seed": 0, "fit": fit}
+            (root / "cells" / f"{i}.json").write_text(json.dumps(rec))
+            i += 1
+    assert fit_diagnostics(root, "ltv", {("a", 0), ("b", 0)}) == {"n_fits": 2, "cap_bound": 1, "lr": "fixed", "lr_at_grid_edge": 0}
+    assert fit_diagnostics(root, "steer", {("a", 0), ("b", 0)}) == {
+        "n_fits": 2, "cap_bound": 1, "lr": "chosen on valid from a grid", "lr_at_grid_edge": 1}
+    assert fit_diagnostics(root, "steer", {("b", 0), ("a", 1)})["n_fits"] == 1
 
 
 def test_claims_of_two_models_merge_and_say_whether_they_replicate(tmp_path):

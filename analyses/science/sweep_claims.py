@@ -34,6 +34,29 @@ def load_cells(sweep: str | Path) -> dict[tuple[str, str, str, int], list[bool]]
     return out
 
 
+def fit_diagnostics(sweep: str | Path, method: str, units) -> dict:
+    """How the ``method``'s fits on ``units`` ((task, seed) pairs) ended, from the cells' ``fit`` records: was the comparison with
+    another method between converged fits? A fit is *cap-bound* when it ran to its step cap without early
+    stopping and its best valid loss was at the last evaluation (more steps might still have helped); a fit with
+    an lr grid is *at the grid edge* when the valid split chose the smallest or largest rate. A fit serves both
+    corrupted settings, so it is counted once per (task, seed)."""
+    from interp.sweep.store import Store
+
+    fits = {}
+    for c in Store(sweep).records().values():
+        unit = (c.get("task"), int(c.get("seed", -1)))
+        if c.get("status") == "ok" and c.get("method") == method and unit in units and c.get("fit"):
+            fits[unit] = c["fit"]
+    grid_fits = [f for f in fits.values() if f.get("lr_grid")]
+    return {
+        "n_fits": len(fits),
+        "cap_bound": sum(f.get("stopped") is None and f.get("best_step") == f.get("steps_run") for f in fits.values()),
+        "lr": ("chosen on valid from a grid" if grid_fits else "fixed"),
+        "lr_at_grid_edge": sum(float(f["lr"]) in (min(map(float, f["lr_grid"])), max(map(float, f["lr_grid"])))
+                               for f in grid_fits),
+    }  # fmt: skip
+
+
 def paired_by_task(cells, a: tuple[str, str], b: tuple[str, str]) -> dict[str, dict]:
     """Per task: ``a − b`` on the same queries, over the seeds both have ((method, setting) each).
 
@@ -107,7 +130,11 @@ def ltv_versus_claims(sweep: str | Path, other: str, steer_vs_ltv: dict | None =
         if len(steer) >= 3:
             d = _over_tasks(steer)
             d = {"diff": d["mean"], "ci_low": d["ci_low"], "ci_high": d["ci_high"], "n": d["n"],
-                 "source": f"the sweep's steer cells ({len(steer)} tasks)", "clustered_by": d["clustered_by"]}  # fmt: skip
+                 "source": f"the sweep's steer cells ({len(steer)} tasks)", "clustered_by": d["clustered_by"],
+                 # the sweep tunes the steering vector's lr but runs the LTV at its one configured lr: say how
+                 # both fits ended, so a reader can see whether the LTV was cut short by its cap
+                 "fits": {m: fit_diagnostics(sweep, m, {(t, s) for t, p in steer.items() for s in p["seeds"]})
+                          for m in ("steer", "ltv")}}  # fmt: skip
         else:
             d = (steer_vs_ltv or {}).get(setting)
             if d is not None:
