@@ -388,6 +388,9 @@ def position_claims(records: list[dict], figure: str = f"figures/{CURVES_FIGURE}
         caveat = _training_caveat(rec, records)
         for cl in claims[first:]:
             cl["intervals"] = UNIT_NEW if "fractions" in rec else UNIT_OLD
+            # every test prompt draws its own function, so the prompt is the independent unit (its cluster)
+            cl["evidence"]["clustered_by"] = ("prompt (its errors at several lengths averaged first)"
+                                              if "fractions" in rec else "none: prompt × length values (old record)")
             if caveat is not None:
                 cl["evidence"]["training"] = caveat
                 if caveat["undertrained"]:

@@ -249,6 +249,7 @@ def test_stability_from_sweep_artifacts_by_hand(tmp_path):
     assert claim["verdict"] == "supported"
     assert claim["evidence"]["spearman_theta_seeds_mean_over_tasks"]["mean"] == pytest.approx(1.0)
     assert claim["evidence"]["top10_overlap_chance"] == pytest.approx(100 / 30)
+    assert claim["evidence"]["clustered_by"].startswith("task")
     from analyses.science.sweep_stability import sweep_fits
 
     assert np.allclose(sweep_fits(tmp_path / "same")["a"]["seed 0"]["head_scores"], expected.numpy(), atol=1e-5)

@@ -232,6 +232,8 @@ def test_fv_failure_is_judged_by_size():
     assert fv["linear_rotary"]["verdict"] == "not supported"
     assert fv["linear_rotary"]["evidence"]["fv_fraction_of_beyond_error_removed"]["mean"] == pytest.approx(0.29)
     assert fv["linear_none"]["verdict"] == "supported"
+    # a record with per-prompt shares says its intervals resample prompts (each draws its own function)
+    assert fv["linear_none"]["evidence"]["clustered_by"].startswith("prompt")
 
 
 def test_figures_and_table_from_result_files(tmp_path):

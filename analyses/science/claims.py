@@ -268,6 +268,11 @@ def merge_models(claims: list[dict], path: Path, model: str) -> list[dict]:
     return merged
 
 
+#: the unit of the θ-reproducibility intervals: a task's two fits give one correlation (over its heads), and the
+#: tasks are what is resampled, since the heads of one fit are not independent draws
+THETA_UNIT = "task (one correlation per task, computed over its heads; the bootstrap resamples tasks)"
+
+
 def seed_stability_claim(table: dict) -> dict:
     """θ reproducible across sweep seeds (nearly independent training prompts, same task): per task the mean
     over its seed pairs, then a bootstrap over tasks."""
@@ -290,6 +295,7 @@ def seed_stability_claim(table: dict) -> dict:
          "sign_agreement_seeds_mean_over_tasks": bootstrap_mean(sign.values()),
          "sign_consistent_heads_per_task": {t: st["n_sign_consistent"] for t, st in table.items()},
          "per_task_spearman_theta": theta, "seeds_per_task": {t: len(st["source"]["artifacts"]) for t, st in table.items()},
+         "clustered_by": THETA_UNIT,
          "source": "LTV artifacts of the sweep store (results/sweeps/text), fitted at the comparison's settings"},
         "figures/science_theta_stability_seeds.html",
         "supported if the mean over tasks (≥ 3) of the per-task mean Spearman correlation of θ between seed pairs "
@@ -405,8 +411,10 @@ def build_claims(ctx: Context, store: UnitStore, tasks: list[str], tables: dict,
         claims.append(_claim(
             "The LTV encodes the task in attention heads: θ is a reproducible head weighting (two fits on disjoint "
             "halves of the training data agree)", verdict,
-            {"spearman_theta_halves_mean_over_tasks": h_theta, "spearman_theta_seeds_mean_over_tasks": s_theta,
-             "spearman_head_size_halves_mean_over_tasks": h_size,
+            {"spearman_theta_halves_mean_over_tasks": h_theta,
+             # the study's own seed pairs, where it fitted any (the sweep's seeds have their own claim)
+             **({"spearman_theta_seeds_mean_over_tasks": s_theta} if s_theta["n"] else {}),
+             "spearman_head_size_halves_mean_over_tasks": h_size, "clustered_by": THETA_UNIT,
              "spearman_head_size_halves_null_permuted_theta": h_size_null,
              "top10_overlap_halves_mean_over_tasks": h_top, "top10_overlap_chance": 100 / (ctx.model.cfg.n_layers * ctx.model.cfg.n_heads),
              "per_task": per_task, "pairs_used": "full vs half (only one half fitted)" if partial else "halves"},
