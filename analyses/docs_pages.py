@@ -56,6 +56,26 @@ def _page(title: str, intro: str, *sections: str) -> str:
 
 
 # ------------------------------------------------------------------------------------------ text comparison
+def _suite_steering_rows(claims: list[dict]) -> list[dict]:
+    """One row per model and setting: the suite's steering − LTV and how both fits ended (from the LTV > FV
+    claims' evidence, where `analyses.science.sweep_claims` put it)."""
+    rows = []
+    for c in claims:
+        ev = c.get("evidence", {})
+        d = ev.get("free_steering_minus_LTV")
+        if not c["claim"].startswith("LTV > FV") or not d or "fits" not in d:
+            continue
+        steer, ltv = d["fits"].get("steer", {}), d["fits"].get("ltv", {})
+        rows.append({
+            "model": c.get("model", "?"), "setting": "shuffled" if " shuffled " in c["claim"] else "zero-shot",
+            "tasks": d["n"], "steering − LTV": f"{d['diff']:+.3f} [{d['ci_low']:+.3f}, {d['ci_high']:+.3f}]",
+            "steering fits cap-bound": f"{steer.get('cap_bound', '?')}/{steer.get('n_fits', '?')}",
+            "steering lr at grid edge": f"{steer.get('lr_at_grid_edge', '?')}/{steer.get('n_fits', '?')}",
+            "LTV fits cap-bound": f"{ltv.get('cap_bound', '?')}/{ltv.get('n_fits', '?')}",
+        })  # fmt: skip
+    return rows
+
+
 def two_models_page(first: str | Path = SWEEP, second: str | Path = SECOND_SWEEP) -> str:
     """The two models side by side, task by task, from their sweep stores: clean ICL (which tasks the second
     model does in context, the entry rule of its suite comparison) and every method both stores have."""
@@ -91,6 +111,16 @@ entry which model they are about and whether the verdict replicates (`results/cl
                         "its numbers (see [the study](science.md)), with the first interval of its evidence; "
                         "figure: `figures/science_two_models.html`.\n\n"
                         + replication_markdown(json.loads(Path(CLAIMS).read_text())["claims"]))  # fmt: skip
+        steering = _suite_steering_rows(json.loads(Path(CLAIMS).read_text())["claims"])
+        if steering:
+            sections.append(
+                "## The suite's free steering vector against the LTV\n\nThe evidence behind the suite claims' "
+                "`confounded`: a free per-layer steering vector fitted on the same labelled prompts, pools and seeds "
+                "as the LTV, scored on the same test queries (steering − LTV, mean over tasks, clustered bootstrap: "
+                "tasks, then queries). The sweep chooses the steering vector's learning rate on the valid split from "
+                "a grid but runs the LTV at its one configured rate; *cap-bound* counts fits whose best valid loss "
+                "was at their last step (more steps might still have helped), *at grid edge* fits that chose the "
+                "grid's smallest or largest rate.\n\n" + _table(steering))  # fmt: skip
     return _page(f"Two models: {m1} and {m2}", intro, *sections,
                  "## Clean 10-shot ICL per task (mean over the seeds each store has)\n\n" + _table(rows),
                  "## Methods both stores have, means over the tasks both have\n\n" + _table(per_method))

@@ -491,3 +491,22 @@ def test_abar_similarity_is_a_cosine_matrix_and_a_claim_over_three_tasks(tiny_gp
                                       "portability": []})  # fmt: skip
     (claim,) = [c for c in claims if c["claim"].startswith("ā is task-specific")]
     assert claim["verdict"] in ("supported", "not supported") and claim["evidence"]["within_minus_cross_task_cosine"]["n"] == 3
+
+
+def test_two_models_page_lists_the_suite_steering_comparison_with_its_fits():
+    from analyses.docs_pages import _suite_steering_rows
+
+    fits = {"steer": {"n_fits": 9, "cap_bound": 3, "lr_at_grid_edge": 4}, "ltv": {"n_fits": 9, "cap_bound": 5}}
+    claims = [
+        {"claim": "LTV > FV on shuffled text prompts (the whole task suite)", "model": "m",
+         "evidence": {"free_steering_minus_LTV": {"diff": 0.07, "ci_low": 0.01, "ci_high": 0.125, "n": 9, "fits": fits}}},
+        # the study's fallback carries no fit record, and LTV > TV repeats the same numbers: neither is listed
+        {"claim": "LTV > FV on zero-shot text prompts (the whole task suite)", "model": "m",
+         "evidence": {"free_steering_minus_LTV": {"diff": 0.1, "ci_low": 0.0, "ci_high": 0.2, "n": 8}}},
+        {"claim": "LTV > TV on shuffled text prompts (the whole task suite)", "model": "m",
+         "evidence": {"free_steering_minus_LTV": {"diff": 0.0625, "ci_low": 0.01, "ci_high": 0.125, "n": 9, "fits": fits}}},
+    ]  # fmt: skip
+    (row,) = _suite_steering_rows(claims)
+    assert row["setting"] == "shuffled" and row["tasks"] == 9
+    assert row["steering − LTV"] == "+0.070 [+0.010, +0.125]"
+    assert row["LTV fits cap-bound"] == "5/9" and row["steering lr at grid edge"] == "4/9"
