@@ -72,6 +72,9 @@ def _suite_steering_rows(claims: list[dict]) -> list[dict]:
             "steering fits cap-bound": f"{steer.get('cap_bound', '?')}/{steer.get('n_fits', '?')}",
             "steering lr at grid edge": f"{steer.get('lr_at_grid_edge', '?')}/{steer.get('n_fits', '?')}",
             "LTV fits cap-bound": f"{ltv.get('cap_bound', '?')}/{ltv.get('n_fits', '?')}",
+            "steering − LTV where the LTV converged": (
+                f"{conv['diff']:+.3f} [{conv['ci_low']:+.3f}, {conv['ci_high']:+.3f}] ({conv['n']} tasks)"
+                if (conv := d.get("where_the_LTV_converged")) else "–"),
         })  # fmt: skip
     return rows
 
@@ -120,7 +123,8 @@ entry which model they are about and whether the verdict replicates (`results/cl
                 "tasks, then queries). The sweep chooses the steering vector's learning rate on the valid split from "
                 "a grid but runs the LTV at its one configured rate; *cap-bound* counts fits whose best valid loss "
                 "was at their last step (more steps might still have helped), *at grid edge* fits that chose the "
-                "grid's smallest or largest rate.\n\n" + _table(steering))  # fmt: skip
+                "grid's smallest or largest rate; the last column, a sensitivity rather than the verdict's input, "
+                "keeps the tasks none of whose LTV fits was cap-bound.\n\n" + _table(steering))  # fmt: skip
     return _page(f"Two models: {m1} and {m2}", intro, *sections,
                  "## Clean 10-shot ICL per task (mean over the seeds each store has)\n\n" + _table(rows),
                  "## Methods both stores have, means over the tasks both have\n\n" + _table(per_method))

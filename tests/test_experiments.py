@@ -410,9 +410,11 @@ def test_suite_steering_evidence_says_which_fits_were_cut_short_by_their_cap(tmp
             rec = {"status": "ok", "task": task, "method": method, "setting": setting, "seed": 0, "fit": fit}
             (root / "cells" / f"{i}.json").write_text(json.dumps(rec))
             i += 1
-    assert fit_diagnostics(root, "ltv", {("a", 0), ("b", 0)}) == {"n_fits": 2, "cap_bound": 1, "lr": "fixed", "lr_at_grid_edge": 0}
+    assert fit_diagnostics(root, "ltv", {("a", 0), ("b", 0)}) == {
+        "n_fits": 2, "cap_bound": 1, "cap_bound_units": ["a|seed0"], "lr": "fixed", "lr_at_grid_edge": 0}
     assert fit_diagnostics(root, "steer", {("a", 0), ("b", 0)}) == {
-        "n_fits": 2, "cap_bound": 1, "lr": "chosen on valid from a grid", "lr_at_grid_edge": 1}
+        "n_fits": 2, "cap_bound": 1, "cap_bound_units": ["b|seed0"], "lr": "chosen on valid from a grid",
+        "lr_at_grid_edge": 1}
     assert fit_diagnostics(root, "steer", {("b", 0), ("a", 1)})["n_fits"] == 1
 
 
@@ -510,3 +512,28 @@ def test_two_models_page_lists_the_suite_steering_comparison_with_its_fits():
     assert row["setting"] == "shuffled" and row["tasks"] == 9
     assert row["steering − LTV"] == "+0.070 [+0.010, +0.125]"
     assert row["LTV fits cap-bound"] == "5/9" and row["steering lr at grid edge"] == "4/9"
+
+
+def test_the_suite_steering_sensitivity_leaves_out_the_tasks_whose_ltv_hit_its_cap(tmp_path):
+    """Four tasks; on d the LTV ran to its cap with its best loss at the last step and the steering vector beats
+    it by 0.6; on a, b, c steering − LTV is 0.0, 0.1, −0.1 (by hand). The headline keeps d, the sensitivity not."""
+    from analyses.science.sweep_claims import ltv_vs_tv_claims
+
+    q, root = 50, tmp_path / "s"
+    (root / "cells").mkdir(parents=True)
+    acc = {"a": (0.8, 0.8), "b": (0.7, 0.8), "c": (0.9, 0.8), "d": (0.2, 0.8)}  # task: (LTV, steering)
+    i = 0
+    for task, (ltv, steer) in acc.items():
+        ltv_fit = {"steps_run": 300, "best_step": 300 if task == "d" else 120, "stopped": None if task == "d" else "early"}
+        for method, a, fit in (("ltv", ltv, ltv_fit), ("steer", steer, {"steps_run": 200, "best_step": 100,
+                                                                         "stopped": "early"}), ("tv", 0.1, None)):
+            rec = {"status": "ok", "task": task, "method": method, "setting": "zero-shot", "seed": 0,
+                   "correct": [j < a * q for j in range(q)], "fit": fit}  # fmt: skip
+            (root / "cells" / f"{i}.json").write_text(json.dumps(rec))
+            i += 1
+    (claim,) = ltv_vs_tv_claims(root)
+    d = claim["evidence"]["free_steering_minus_LTV"]
+    assert d["diff"] == pytest.approx((0.0 + 0.1 - 0.1 + 0.6) / 4)
+    assert d["fits"]["ltv"]["cap_bound_units"] == ["d|seed0"] and d["fits"]["steer"]["cap_bound"] == 0
+    assert d["where_the_LTV_converged"]["n"] == 3
+    assert d["where_the_LTV_converged"]["diff"] == pytest.approx(0.0)

@@ -48,9 +48,9 @@ def fit_diagnostics(sweep: str | Path, method: str, units) -> dict:
         if c.get("status") == "ok" and c.get("method") == method and unit in units and c.get("fit"):
             fits[unit] = c["fit"]
     grid_fits = [f for f in fits.values() if f.get("lr_grid")]
+    bound = sorted(u for u, f in fits.items() if f.get("stopped") is None and f.get("best_step") == f.get("steps_run"))
     return {
-        "n_fits": len(fits),
-        "cap_bound": sum(f.get("stopped") is None and f.get("best_step") == f.get("steps_run") for f in fits.values()),
+        "n_fits": len(fits), "cap_bound": len(bound), "cap_bound_units": [f"{t}|seed{s}" for t, s in bound],
         "lr": ("chosen on valid from a grid" if grid_fits else "fixed"),
         "lr_at_grid_edge": sum(float(f["lr"]) in (min(map(float, f["lr_grid"])), max(map(float, f["lr_grid"])))
                                for f in grid_fits),
@@ -135,6 +135,14 @@ def ltv_versus_claims(sweep: str | Path, other: str, steer_vs_ltv: dict | None =
                  # both fits ended, so a reader can see whether the LTV was cut short by its cap
                  "fits": {m: fit_diagnostics(sweep, m, {(t, s) for t, p in steer.items() for s in p["seeds"]})
                           for m in ("steer", "ltv")}}  # fmt: skip
+            # a sensitivity, not the verdict's input: the same difference on the tasks none of whose LTV fits
+            # was cut short by its cap (an under-trained LTV would flatter the steering vector)
+            bound = {u.split("|")[0] for u in d["fits"]["ltv"]["cap_bound_units"]}
+            converged = {t: p for t, p in steer.items() if t not in bound}
+            if len(converged) >= 3:
+                c = _over_tasks(converged)
+                d["where_the_LTV_converged"] = {"diff": c["mean"], "ci_low": c["ci_low"], "ci_high": c["ci_high"],
+                                                "n": c["n"]}  # fmt: skip
         else:
             d = (steer_vs_ltv or {}).get(setting)
             if d is not None:
