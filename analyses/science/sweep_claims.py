@@ -35,8 +35,8 @@ def load_cells(sweep: str | Path) -> dict[tuple[str, str, str, int], list[bool]]
 
 
 def fit_diagnostics(sweep: str | Path, method: str, units) -> dict:
-    """How the ``method``'s fits on ``units`` ((task, seed) pairs) ended, from the cells' ``fit`` records: was the comparison with
-    another method between converged fits? A fit is *cap-bound* when it ran to its step cap without early
+    """How the ``method``'s fits on ``units`` ((task, seed) pairs) ended, from the cells' ``fit`` records: was a
+    comparison with another method one between converged fits? A fit is *cap-bound* when it ran to its step cap without early
     stopping and its best valid loss was at the last evaluation (more steps might still have helped); a fit with
     an lr grid is *at the grid edge* when the valid split chose the smallest or largest rate. A fit serves both
     corrupted settings, so it is counted once per (task, seed)."""
