@@ -392,7 +392,7 @@ def test_suite_steering_evidence_says_which_fits_were_cut_short_by_their_cap(tmp
     """Hand-made fit records: the LTV of task a ran to its 300-step cap with its best valid loss at step 300
     (cap-bound), that of b stopped early; the steering vector of a chose the grid's largest rate, b's the middle one.
     The two settings of one fit count once."""
-    from analyses.science.sweep_claims import fit_diagnostics
+    from analyses.science.sweep_claims import fit_diagnostics, load_fits
 
     root = tmp_path / "s"
     (root / "cells").mkdir(parents=True)
@@ -410,12 +410,12 @@ def test_suite_steering_evidence_says_which_fits_were_cut_short_by_their_cap(tmp
             rec = {"status": "ok", "task": task, "method": method, "setting": setting, "seed": 0, "fit": fit}
             (root / "cells" / f"{i}.json").write_text(json.dumps(rec))
             i += 1
-    assert fit_diagnostics(root, "ltv", {("a", 0), ("b", 0)}) == {
+    assert fit_diagnostics(load_fits(root), "ltv", {("a", 0), ("b", 0)}) == {
         "n_fits": 2, "cap_bound": 1, "cap_bound_units": ["a|seed0"], "lr": "fixed", "lr_at_grid_edge": 0}
-    assert fit_diagnostics(root, "steer", {("a", 0), ("b", 0)}) == {
+    assert fit_diagnostics(load_fits(root), "steer", {("a", 0), ("b", 0)}) == {
         "n_fits": 2, "cap_bound": 1, "cap_bound_units": ["b|seed0"], "lr": "chosen on valid from a grid",
         "lr_at_grid_edge": 1}
-    assert fit_diagnostics(root, "steer", {("b", 0), ("a", 1)})["n_fits"] == 1
+    assert fit_diagnostics(load_fits(root), "steer", {("b", 0), ("a", 1)})["n_fits"] == 1
 
 
 def test_claims_of_two_models_merge_and_say_whether_they_replicate(tmp_path):

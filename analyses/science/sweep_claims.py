@@ -34,23 +34,30 @@ def load_cells(sweep: str | Path) -> dict[tuple[str, str, str, int], list[bool]]
     return out
 
 
-def fit_diagnostics(sweep: str | Path, method: str, units) -> dict:
-    """How the ``method``'s fits on ``units`` ((task, seed) pairs) ended, from the cells' ``fit`` records: was a
-    comparison with another method one between converged fits? A fit is *cap-bound* when it ran to its step cap without early
-    stopping and its best valid loss was at the last evaluation (more steps might still have helped); a fit with
-    an lr grid is *at the grid edge* when the valid split chose the smallest or largest rate. A fit serves both
-    corrupted settings, so it is counted once per (task, seed)."""
+def load_fits(sweep: str | Path) -> dict[tuple[str, str, int], dict]:
+    """``{(task, method, seed): fit record}`` of every finished cell that fitted a vector (a fit serves both
+    corrupted settings, so it is keyed without the setting)."""
     from interp.sweep.store import Store
 
-    fits = {}
-    for c in Store(sweep).records().values():
-        unit = (c.get("task"), int(c.get("seed", -1)))
-        if c.get("status") == "ok" and c.get("method") == method and unit in units and c.get("fit"):
-            fits[unit] = c["fit"]
-    grid_fits = [f for f in fits.values() if f.get("lr_grid")]
-    bound = sorted(u for u, f in fits.items() if f.get("stopped") is None and f.get("best_step") == f.get("steps_run"))
+    return {(c["task"], c["method"], int(c["seed"])): c["fit"] for c in Store(sweep).records().values()
+            if c.get("status") == "ok" and c.get("fit")}  # fmt: skip
+
+
+def cap_bound(fit: dict) -> bool:
+    """The fit ran to its step cap without early stopping and its best valid loss was at the last evaluation:
+    more steps might still have helped."""
+    return fit.get("stopped") is None and fit.get("best_step") == fit.get("steps_run")
+
+
+def fit_diagnostics(fits: dict[tuple[str, str, int], dict], method: str, units) -> dict:
+    """How the ``method``'s fits (`load_fits`) on ``units`` ((task, seed) pairs) ended: was a comparison with
+    another method one between converged fits? Counts the `cap_bound` fits and, for fits with an lr grid, those
+    whose valid split chose the grid's smallest or largest rate."""
+    mine = {(t, s): f for (t, m, s), f in fits.items() if m == method and (t, s) in units}
+    grid_fits = [f for f in mine.values() if f.get("lr_grid")]
+    bound = sorted(u for u, f in mine.items() if cap_bound(f))
     return {
-        "n_fits": len(fits), "cap_bound": len(bound), "cap_bound_units": [f"{t}|seed{s}" for t, s in bound],
+        "n_fits": len(mine), "cap_bound": len(bound), "cap_bound_units": [f"{t}|seed{s}" for t, s in bound],
         "lr": ("chosen on valid from a grid" if grid_fits else "fixed"),
         "lr_at_grid_edge": sum(float(f["lr"]) in (min(map(float, f["lr_grid"])), max(map(float, f["lr_grid"])))
                                for f in grid_fits),
@@ -107,7 +114,7 @@ def ltv_versus_claims(sweep: str | Path, other: str, steer_vs_ltv: dict | None =
     labelled prompts is not significantly worse than the LTV. That comparison comes from the sweep's own
     ``steer`` cells when at least 3 tasks have them (same prompts, pools and seeds as the LTV), else from
     ``steer_vs_ltv`` (the study's controls)."""
-    cells = load_cells(sweep)
+    cells, fits = load_cells(sweep), load_fits(sweep)
     name = other.upper()
     out = []
     for setting in ("zero-shot", "shuffled"):
@@ -129,15 +136,15 @@ def ltv_versus_claims(sweep: str | Path, other: str, steer_vs_ltv: dict | None =
         steer = paired_by_task(cells, ("steer", setting), ("ltv", setting))
         if len(steer) >= 3:
             d = _over_tasks(steer)
+            units = {(t, s) for t, p in steer.items() for s in p["seeds"]}
             d = {"diff": d["mean"], "ci_low": d["ci_low"], "ci_high": d["ci_high"], "n": d["n"],
                  "source": f"the sweep's steer cells ({len(steer)} tasks)", "clustered_by": d["clustered_by"],
                  # the sweep tunes the steering vector's lr but runs the LTV at its one configured lr: say how
                  # both fits ended, so a reader can see whether the LTV was cut short by its cap
-                 "fits": {m: fit_diagnostics(sweep, m, {(t, s) for t, p in steer.items() for s in p["seeds"]})
-                          for m in ("steer", "ltv")}}  # fmt: skip
+                 "fits": {m: fit_diagnostics(fits, m, units) for m in ("steer", "ltv")}}  # fmt: skip
             # a sensitivity, not the verdict's input: the same difference on the tasks none of whose LTV fits
             # was cut short by its cap (an under-trained LTV would flatter the steering vector)
-            bound = {u.split("|")[0] for u in d["fits"]["ltv"]["cap_bound_units"]}
+            bound = {t for (t, m, s), f in fits.items() if m == "ltv" and (t, s) in units and cap_bound(f)}
             converged = {t: p for t, p in steer.items() if t not in bound}
             if len(converged) >= 3:
                 c = _over_tasks(converged)
