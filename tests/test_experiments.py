@@ -307,6 +307,23 @@ def test_sweep_claims_pair_within_task_and_bootstrap_over_tasks(tmp_path):
     assert weak["evidence"]["per_task"]["c"]["diff"] == pytest.approx(0.7)
 
 
+def test_methods_fitted_at_different_seeds_are_not_paired(tmp_path):
+    """A difference is taken only at seeds both methods have: the seeds differ in their fits *and* in nothing
+    else, so pairing seed 0 of one method with seed 1 of another would mix a fit's luck into the difference. A
+    task whose methods share no seed is left out (not paired across seeds), and one that shares some uses
+    exactly those."""
+    from analyses.science.sweep_claims import load_cells, paired_by_task
+
+    q = 10
+    out = {("apart", "steer", "zero-shot", 0): [True] * q, ("apart", "ltv", "zero-shot", 1): [False] * q,
+           ("shared", "steer", "zero-shot", 1): [True] * q, ("shared", "ltv", "zero-shot", 0): [True] * q,
+           ("shared", "ltv", "zero-shot", 1): [i < 4 for i in range(q)]}
+    _cells_store(tmp_path / "s", out)
+    per_task = paired_by_task(load_cells(tmp_path / "s"), ("steer", "zero-shot"), ("ltv", "zero-shot"))
+    assert "apart" not in per_task
+    assert per_task["shared"]["seeds"] == [1] and per_task["shared"]["diff"] == pytest.approx(0.6)
+
+
 def test_a_saved_vector_whose_result_was_lost_is_scored_not_refitted(tiny_gpt2, tmp_path, monkeypatch):
     """A unit killed between saving its vector and writing its result (or whose JSON was lost in transit)
     is evaluated from the saved vector; a truncated vector is refitted."""
