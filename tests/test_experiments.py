@@ -185,7 +185,15 @@ def test_end_to_end_units_claims_and_figures(tiny_gpt2, tmp_path, monkeypatch):
     # the budget-matched steering control: each fit's rate comes from the grid and its best step is recorded
     tuned_claim = next(c for c in written["claims"] if c["claim"].startswith("Control (free steering vector, tuned)"))
     fits = tuned_claim["evidence"]["LTV (tuned): fits"]
-    assert fits["n"] == 2 and set(fits["chosen_lr"].values()) <= {0.05, 0.2, 0.8}
+    assert fits["n"] == 2 and set(fits["chosen_lr"].values()) <= {0.003125, 0.0125, 0.05, 0.2, 0.8, 3.2, 12.8}
+    # a rate chosen at an edge of the grid was not left there: the next rate past it was fitted, and the kept
+    # rate has the lowest valid loss of every rate tried (the grid's fits and the extension's, on one valid split)
+    for row in science.load_table("tuned", tmp_path / "science"):
+        tried = {float(r): v["best_valid_loss"] for r, v in row["lr_grid"].items()}
+        assert {0.05, 0.2, 0.8} <= set(tried) and tried[row["lr"]] == min(tried.values())
+        assert (0.0125 in tried) == (tried[0.05] <= min(tried[0.2], tried[0.8]))
+        assert (3.2 in tried) == (tried[0.8] < min(tried[0.05], tried[0.2]))
+        assert row["lr_at_grid_edge"] == (row["lr"] in (min(tried), max(tried)))
     assert "steering_minus_LTV_zero-shot" in tuned_claim["evidence"]
     # two tasks: fewer than the 3 a bootstrap over tasks needs, so the geometry claim is not judged
     assert not [c for c in written["claims"] if c["claim"].startswith("ā is task-specific")]

@@ -353,3 +353,41 @@ def test_project_onto_heads_recovers_the_span_part_and_drops_the_rest():
     assert torch.einsum("lm,lhm->lh", rest.double(), basis).abs().max() < 1e-4
     with pytest.raises(Exception, match="disagree on layers"):
         project_onto_heads(vectors[:2], basis.float())
+
+
+def test_rate_past_edge_steps_one_grid_ratio_beyond_the_chosen_edge():
+    from interp.vectors import rate_past_edge
+
+    grid = (0.05, 0.2, 0.8)
+    assert rate_past_edge(grid, 0.05) == 0.0125 and rate_past_edge(grid, 0.8) == 3.2
+    assert rate_past_edge(grid, 0.2) is None  # interior: the valid split has bracketed its choice
+    assert rate_past_edge((0.0125, 0.05, 0.2, 0.8), 0.0125) == 0.003125
+    assert rate_past_edge((0.01,), 0.01) is None  # one rate: no grid step to take
+
+
+def test_lr_grid_extends_past_an_edge_until_the_choice_is_bracketed(monkeypatch):
+    """A valid loss with its minimum at lr 0.01, off the grid 0.05-0.8: the grid alone picks its edge 0.05;
+    one extension reaches 0.0125 (now the lowest loss, again at an edge), a second tries 0.003125, which loses,
+    so 0.0125 is kept with a rate tried on either side of it."""
+    import math
+    from types import SimpleNamespace
+
+    import interp.vectors as vectors
+
+    calls = []
+
+    def fake_fit(method, problem, config, **kwargs):
+        calls.append(config.lr)
+        loss = math.log(config.lr / 0.01) ** 2
+        return SimpleNamespace(meta={"training": {"best_valid_loss": loss, "best_step": 1, "steps_run": 2}})
+
+    monkeypatch.setattr(vectors, "fit", fake_fit)
+    grid = (0.05, 0.2, 0.8)
+    assert vectors.fit_lr_grid("steer", None, None, grid).meta["training"]["lr"] == 0.05
+    calls.clear()
+    kept = vectors.fit_lr_grid("steer", None, None, grid, extend=2).meta["training"]
+    assert calls == [0.05, 0.2, 0.8, 0.0125, 0.003125]
+    assert kept["lr"] == 0.0125 and list(kept["lr_grid"]) == ["0.003125", "0.0125", "0.05", "0.2", "0.8"]
+    calls.clear()
+    assert vectors.fit_lr_grid("ltv", None, None, (0.001, 0.01, 0.1), extend=2).meta["training"]["lr"] == 0.01
+    assert calls == [0.001, 0.01, 0.1]  # chosen inside the grid: nothing extra is fitted

@@ -7,7 +7,12 @@ Gemma-3-270M the LTV's validation loss was still falling at step 60 and its larg
 can travel in 60 steps of 0.1). Here each method
 
 - chooses its learning rate from the same grid `GRID` on the valid split (`interp.vectors.fit_lr_grid`;
-  the test queries never choose it),
+  the test queries never choose it); where the valid split chose an edge of the rates tried, up to `EXTEND`
+  more rates are fitted one grid step past it (`interp.vectors.rate_past_edge`), since an edge choice says
+  only that the best rate may lie outside the grid. Each extra rate is its own cached fit, so the fits on
+  `GRID` are kept. (A rule revised after the first 11 task fits, before any extension was run: the steering
+  vector had chosen the grid's smallest rate in 10 of them and the LTV an edge in 8, so the comparison was
+  not yet between tuned vectors.)
 - trains up to `STEPS` steps with the study's early stopping (valid loss every ``eval_every`` steps,
   ``patience`` evaluations without improvement), so the cap should not bind (each fit's best step is
   recorded, and the table says where it did bind or where the chosen rate sits at the edge of the grid),
@@ -19,11 +24,14 @@ from __future__ import annotations
 
 from analyses.science.fits import fit_unit
 from analyses.science.units import Context, UnitStore
+from interp.vectors import rate_past_edge
 
 #: factor-4 steps over the rates either method ever won at: the sweep's steering vector chose the top of
 #: 0.003–0.03 on 7 of 10 tasks, and the study's Gemma LTV at lr 0.1 ended with |θ| ≤ 6.0 = 0.1 × 60 steps
 #: (Adam's travel limit: its head means need larger weights than SmolLM2's)
 GRID = (0.05, 0.2, 0.8)
+#: at most this many grid steps past an edge (0.05 -> 0.0125 -> 0.003125; 0.8 -> 3.2 -> 12.8)
+EXTEND = 2
 STEPS = 240
 SEEDS = (0, 1, 2)
 METHODS = {"ltv": "LTV (tuned)", "steer": "steering (tuned)"}
@@ -31,8 +39,21 @@ FIGURE = "science_tuned"  # drawn by `analyses.science.figures.plot_tuned` from 
 
 
 def unit(ctx: Context, store: UnitStore, task: str, method: str, seed: int = 0) -> dict:
-    """One tuned fit (cached): ``method`` at ``seed`` with its learning rate chosen from `GRID` on valid."""
-    return fit_unit(ctx, store, task, method, overrides={"steps": STEPS}, seed=seed, lr_grid=GRID)
+    """One tuned fit (cached): ``method`` at ``seed`` with its learning rate chosen on valid from `GRID`,
+    extended past an edge the valid split chose by up to `EXTEND` steps (each extra rate its own cached unit,
+    compared on the same valid split: same seed, same prompts). ``training["lr_grid"]`` lists every rate tried."""
+    best = fit_unit(ctx, store, task, method, overrides={"steps": STEPS}, seed=seed, lr_grid=GRID)
+    tried = dict(best["training"]["lr_grid"])
+    for _ in range(EXTEND):
+        nxt = rate_past_edge([float(r) for r in tried], best["training"]["lr"])
+        if nxt is None:
+            break
+        extra = fit_unit(ctx, store, task, method, overrides={"steps": STEPS}, seed=seed, lr_grid=(nxt,))
+        tried.update(extra["training"]["lr_grid"])
+        if extra["training"]["best_valid_loss"] < best["training"]["best_valid_loss"]:
+            best = extra
+    ordered = dict(sorted(tried.items(), key=lambda kv: float(kv[0])))
+    return {**best, "training": {**best["training"], "lr_grid": ordered}}
 
 
 def units(ctx: Context, store: UnitStore, task: str, seeds=SEEDS) -> dict:
@@ -52,10 +73,18 @@ def summarise_task(task: str, res: dict) -> list[dict]:
                     "accuracy": c["accuracy"], "ci_low": c["ci_low"], "ci_high": c["ci_high"], "n": c["n"],
                     "correct": c["correct"], "lr": lr, "best_step": training.get("best_step"),
                     "steps_run": training.get("steps_run"), "cap_bound": training.get("best_step") == STEPS,
-                    "lr_at_grid_edge": lr in (min(GRID), max(GRID)) if lr is not None else None,
+                    "lr_at_grid_edge": _at_edge(lr, training.get("lr_grid")),
                     "train_accuracy": fit["train_accuracy"]["accuracy"], "lr_grid": training.get("lr_grid"),
                 })  # fmt: skip
     return rows
+
+
+def _at_edge(lr, lr_grid) -> bool | None:
+    """Is ``lr`` the smallest or largest rate tried (the grid and its extensions)?"""
+    if lr is None:
+        return None
+    tried = [float(r) for r in (lr_grid or GRID)]
+    return float(lr) in (min(tried), max(tried))
 
 
 def gather(ctx: Context, store: UnitStore, task: str, seeds=SEEDS) -> dict:

@@ -33,13 +33,30 @@ def fit(method: str, problem, config=None, **kwargs) -> TaskVector:
     return _FITTERS[method](problem, config, **kwargs)
 
 
-def fit_lr_grid(method: str, problem, config, lrs, **kwargs) -> TaskVector:
+def rate_past_edge(tried, chosen: float) -> float | None:
+    """The next learning rate to try when the valid split chose an edge of a geometric grid, else None.
+
+    A rate chosen at the smallest or largest of the ``tried`` rates says only that the best rate may lie
+    beyond the grid, so a tuned comparison is not settled there. The next rate is one grid step past that
+    edge, the step being the ratio of the two rates nearest it (0.05 of {0.05, 0.2, 0.8} gives 0.0125; 0.8 gives
+    3.2). Rounded to 6 significant digits so the rate reads (and keys a cache) the same on every machine.
+    """
+    rates = sorted({float(r) for r in tried})
+    chosen = float(chosen)
+    if len(rates) < 2 or chosen not in (rates[0], rates[-1]):
+        return None
+    near = rates[1] if chosen == rates[0] else rates[-2]
+    return float(f"{chosen * chosen / near:.6g}")
+
+
+def fit_lr_grid(method: str, problem, config, lrs, extend: int = 0, **kwargs) -> TaskVector:
     """Fit ``method`` once per learning rate in ``lrs`` and keep the fit with the lowest validation loss.
 
     For the trained vectors (``ltv``, ``steer``): the learning rate is chosen on the valid split, never on the
-    test queries, so a comparison of two methods each tuned from the same grid is budget-matched. The kept
-    vector's ``meta["training"]["lr_grid"]`` records every candidate's best validation loss and best step (a
-    best step at the step cap means the cap bound: train longer).
+    test queries, so a comparison of two methods each tuned from the same grid is budget-matched. While the
+    chosen rate sits at an edge of the rates tried, up to ``extend`` more rates are fitted one grid step past
+    that edge (`rate_past_edge`). The kept vector's ``meta["training"]["lr_grid"]`` records every candidate's
+    best validation loss and best step (a best step at the step cap means the cap bound: train longer).
     """
     from dataclasses import replace
 
@@ -50,9 +67,18 @@ def fit_lr_grid(method: str, problem, config, lrs, **kwargs) -> TaskVector:
         raise VectorError(f"the learning-rate grid must hold positive numbers, got {lrs}")
     config = config if config is not None else CONFIGS[method]()
     fits = {lr: fit(method, problem, replace(config, lr=lr), **kwargs) for lr in lrs}
+
+    def best_rate() -> float:
+        return min(fits, key=lambda lr: fits[lr].meta["training"]["best_valid_loss"])
+
+    for _ in range(extend):
+        nxt = rate_past_edge(fits, best_rate())
+        if nxt is None:
+            break
+        fits[nxt] = fit(method, problem, replace(config, lr=nxt), **kwargs)
     summary = {str(lr): {k: v.meta["training"].get(k) for k in ("best_valid_loss", "best_step", "steps_run")}
-               for lr, v in fits.items()}  # fmt: skip
-    best = min(fits, key=lambda lr: fits[lr].meta["training"]["best_valid_loss"])
+               for lr, v in sorted(fits.items())}  # fmt: skip
+    best = best_rate()
     chosen = fits[best]
     chosen.meta["training"]["lr_grid"] = summary
     chosen.meta["training"]["lr"] = best
@@ -62,5 +88,5 @@ def fit_lr_grid(method: str, problem, config, lrs, **kwargs) -> TaskVector:
 __all__ = [
     "CONFIGS", "METHODS", "FVConfig", "FunctionVector", "HiddenStateTaskVector", "LTVConfig",
     "LearnedTaskVector", "SteeringConfig", "SteeringVector", "TVConfig", "TaskVector", "VectorError", "causal_indirect_effects", "fit",
-    "fit_fv", "fit_lr_grid", "fit_ltv", "fit_steering", "fit_tv", "load_vector", "project_onto_heads",
+    "fit_fv", "fit_lr_grid", "fit_ltv", "rate_past_edge", "fit_steering", "fit_tv", "load_vector", "project_onto_heads",
 ]  # fmt: skip
