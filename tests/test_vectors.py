@@ -372,7 +372,7 @@ def test_lr_grid_extends_past_an_edge_until_the_choice_is_bracketed(monkeypatch)
     import math
     from types import SimpleNamespace
 
-    import interp.vectors as vectors
+    from interp import vectors
 
     calls = []
 

@@ -88,5 +88,5 @@ def fit_lr_grid(method: str, problem, config, lrs, extend: int = 0, **kwargs) ->
 __all__ = [
     "CONFIGS", "METHODS", "FVConfig", "FunctionVector", "HiddenStateTaskVector", "LTVConfig",
     "LearnedTaskVector", "SteeringConfig", "SteeringVector", "TVConfig", "TaskVector", "VectorError", "causal_indirect_effects", "fit",
-    "fit_fv", "fit_lr_grid", "fit_ltv", "rate_past_edge", "fit_steering", "fit_tv", "load_vector", "project_onto_heads",
+    "fit_fv", "fit_lr_grid", "fit_ltv", "fit_steering", "fit_tv", "load_vector", "project_onto_heads", "rate_past_edge",
 ]  # fmt: skip
