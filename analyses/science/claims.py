@@ -80,6 +80,8 @@ def gather(ctx: Context, store: UnitStore, tasks, portability_methods=None) -> d
         tu = tuned.gather(ctx, store, task)
         if tu:
             tables["tuned"] += tuned.summarise_task(task, tu)
+        else:  # a grid or an extension past its edge not fitted yet: the task is left out, and says so
+            tables["missing"].append(f"tuned: {task} (run `interp science run tuned`)")
         po = _try(portability.units, ctx, store, task, methods=tuple(portability_methods or portability.METHODS))
         if po is not None:
             tables["portability"] += portability.summarise_task(task, po)
