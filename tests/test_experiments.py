@@ -562,3 +562,31 @@ def test_the_suite_steering_sensitivity_leaves_out_the_tasks_whose_ltv_hit_its_c
     assert d["fits"]["ltv"]["cap_bound_units"] == ["d|seed0"] and d["fits"]["steer"]["cap_bound"] == 0
     assert d["where_the_LTV_converged"]["n"] == 3
     assert d["where_the_LTV_converged"]["diff"] == pytest.approx(0.0)
+
+
+def test_tuned_fit_extends_past_an_edge_and_trains_longer_where_the_cap_bound(monkeypatch):
+    """The tuned control's rules on hand-made fits: the grid's best rate 0.05 is an edge, so 0.0125 is tried and
+    wins (an edge again), then 0.003125 loses; the kept rate's best step is the 240-step cap, so it is refitted
+    with a 480-step cap, and that fit (best step 300 < 480) is the one kept."""
+    from analyses.science import tuned
+
+    losses = {0.003125: 0.9, 0.0125: 0.3, 0.05: 0.4, 0.2: 0.5, 0.8: 0.6}
+    calls = []
+
+    def fake_fit_unit(ctx, store, task, method, *, overrides, seed, lr_grid):
+        calls.append((tuple(lr_grid), overrides["steps"]))
+        cap = overrides["steps"]
+        fits = {lr: {"best_valid_loss": losses[lr] - (0.1 if cap > 240 else 0.0),
+                     "best_step": 300 if cap > 240 else 240, "steps_run": cap} for lr in lr_grid}  # fmt: skip
+        lr = min(fits, key=lambda r: fits[r]["best_valid_loss"])
+        return {"training": {**fits[lr], "lr": lr, "lr_grid": {str(r): f for r, f in fits.items()}}}
+
+    monkeypatch.setattr(tuned, "fit_unit", fake_fit_unit)
+    got = tuned.unit(None, None, "t", "ltv")["training"]
+    assert calls == [((0.05, 0.2, 0.8), 240), ((0.0125,), 240), ((0.003125,), 240), ((0.0125,), 480)]
+    assert got["lr"] == 0.0125 and got["step_cap"] == 480 and got["best_step"] == 300
+    assert list(got["lr_grid"]) == ["0.003125", "0.0125", "0.05", "0.2", "0.8"]
+    row = tuned.summarise_task("t", {"ltv": {0: {**tuned.unit(None, None, "t", "ltv"), "train_accuracy": {"accuracy": 1.0},
+                                                 "eval": {"zero-shot": {"accuracy": 1, "ci_low": 1, "ci_high": 1,
+                                                                        "n": 1, "correct": [True]}}}}})[0]  # fmt: skip
+    assert row["cap_bound"] is False and row["lr_at_grid_edge"] is False and row["step_cap"] == 480

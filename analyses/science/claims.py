@@ -675,6 +675,7 @@ def tuned_steering_claim(rows: list[dict]) -> dict:
         }  # fmt: skip
     ev["seeds"] = sorted({r["seed"] for r in rows})
     ev["grid"], ev["grid_steps_past_an_edge"], ev["step_cap"] = list(tuned.GRID), tuned.EXTEND, tuned.STEPS
+    ev["step_cap_doublings_where_it_bound"] = tuned.LONGER
     below = bool(ev) and all(v["ci_high"] < 0 for k, v in ev.items() if k.startswith("steering_minus_LTV_"))
     return _claim(
         "Control (free steering vector, tuned): with both vectors' learning rates chosen on valid from the same grid "
@@ -682,7 +683,8 @@ def tuned_steering_claim(rows: list[dict]) -> dict:
         "than the LTV", "supported" if below else "not supported", ev, f"figures/{tuned.FIGURE}.html",
         f"supported if the paired difference (steering − LTV, each with lr from {list(tuned.GRID)} chosen on valid "
         f"and extended by up to {tuned.EXTEND} grid steps past an edge the valid split chose, "
-        f"≤ {tuned.STEPS} steps with early stopping; mean over tasks, clustered bootstrap over tasks then queries, "
+        f"≤ {tuned.STEPS} steps with early stopping, the cap doubled up to {tuned.LONGER}× at the chosen rate where "
+        "the best step was the cap; mean over tasks, clustered bootstrap over tasks then queries, "
         "fit seeds averaged per query) has a 95% interval below 0 on both settings")  # fmt: skip
 
 

@@ -14,8 +14,12 @@ can travel in 60 steps of 0.1). Here each method
   vector had chosen the grid's smallest rate in 10 of them and the LTV an edge in 8, so the comparison was
   not yet between tuned vectors.)
 - trains up to `STEPS` steps with the study's early stopping (valid loss every ``eval_every`` steps,
-  ``patience`` evaluations without improvement), so the cap should not bind (each fit's best step is
-  recorded, and the table says where it did bind or where the chosen rate sits at the edge of the grid),
+  ``patience`` evaluations without improvement), so the cap should not bind; where the chosen fit's best step
+  is the cap anyway, it is refitted at its rate with the cap doubled, up to `LONGER` times (each fit's best
+  step is recorded, and the table says where the cap still bound or the chosen rate sits at the edge of the
+  rates tried). (Added after the edge rule's fits, before any longer fit was run: the extension moved
+  four of the eight SmolLM2 LTV fits to rates whose best step was the cap, which the control's own premise,
+  "trained until the valid loss stops improving", does not allow.)
 - at fit seeds `SEEDS` (a seed redraws the training prompts and minibatch order; the test queries stay the
   same, so seeds are repeated fits, averaged per query in the claims, never new data).
 """
@@ -33,6 +37,8 @@ GRID = (0.05, 0.2, 0.8)
 #: at most this many grid steps past an edge (0.05 -> 0.0125 -> 0.003125; 0.8 -> 3.2 -> 12.8)
 EXTEND = 2
 STEPS = 240
+#: at most this many doublings of the step cap for a chosen fit whose best step is the cap (240 -> 480)
+LONGER = 1
 SEEDS = (0, 1, 2)
 METHODS = {"ltv": "LTV (tuned)", "steer": "steering (tuned)"}
 FIGURE = "science_tuned"  # drawn by `analyses.science.figures.plot_tuned` from the "tuned" table
@@ -41,7 +47,9 @@ FIGURE = "science_tuned"  # drawn by `analyses.science.figures.plot_tuned` from 
 def unit(ctx: Context, store: UnitStore, task: str, method: str, seed: int = 0) -> dict:
     """One tuned fit (cached): ``method`` at ``seed`` with its learning rate chosen on valid from `GRID`,
     extended past an edge the valid split chose by up to `EXTEND` steps (each extra rate its own cached unit,
-    compared on the same valid split: same seed, same prompts). ``training["lr_grid"]`` lists every rate tried."""
+    compared on the same valid split: same seed, same prompts), then trained longer at the chosen rate while
+    its best step is the cap (`LONGER`). ``training["lr_grid"]`` lists every rate tried, ``["step_cap"]`` the
+    cap of the kept fit."""
     best = fit_unit(ctx, store, task, method, overrides={"steps": STEPS}, seed=seed, lr_grid=GRID)
     tried = dict(best["training"]["lr_grid"])
     for _ in range(EXTEND):
@@ -52,8 +60,16 @@ def unit(ctx: Context, store: UnitStore, task: str, method: str, seed: int = 0) 
         tried.update(extra["training"]["lr_grid"])
         if extra["training"]["best_valid_loss"] < best["training"]["best_valid_loss"]:
             best = extra
+    cap = STEPS
+    for _ in range(LONGER):
+        if best["training"]["best_step"] < cap:
+            break
+        cap *= 2
+        best = fit_unit(ctx, store, task, method, overrides={"steps": cap}, seed=seed,
+                        lr_grid=(float(best["training"]["lr"]),))  # fmt: skip
+        tried.update(best["training"]["lr_grid"])
     ordered = dict(sorted(tried.items(), key=lambda kv: float(kv[0])))
-    return {**best, "training": {**best["training"], "lr_grid": ordered}}
+    return {**best, "training": {**best["training"], "lr_grid": ordered, "step_cap": cap}}
 
 
 def units(ctx: Context, store: UnitStore, task: str, seeds=SEEDS) -> dict:
@@ -72,7 +88,8 @@ def summarise_task(task: str, res: dict) -> list[dict]:
                     "task": task, "method": METHODS[method], "seed": seed, "setting": setting,
                     "accuracy": c["accuracy"], "ci_low": c["ci_low"], "ci_high": c["ci_high"], "n": c["n"],
                     "correct": c["correct"], "lr": lr, "best_step": training.get("best_step"),
-                    "steps_run": training.get("steps_run"), "cap_bound": training.get("best_step") == STEPS,
+                    "steps_run": training.get("steps_run"), "step_cap": training.get("step_cap", STEPS),
+                    "cap_bound": training.get("best_step") == training.get("step_cap", STEPS),
                     "lr_at_grid_edge": _at_edge(lr, training.get("lr_grid")),
                     "train_accuracy": fit["train_accuracy"]["accuracy"], "lr_grid": training.get("lr_grid"),
                 })  # fmt: skip
