@@ -8,7 +8,7 @@ can travel in 60 steps of 0.1). Here each method
 
 - chooses its learning rate from the same grid `GRID` on the valid split (`interp.vectors.fit_lr_grid`;
   the test queries never choose it); where the valid split chose an edge of the rates tried, up to `EXTEND`
-  more rates are fitted one grid step past it (`interp.vectors.rate_past_edge`), since an edge choice says
+  more rates are fitted one grid step past it (`interp.vectors.extend_past_edges`), since an edge choice says
   only that the best rate may lie outside the grid. Each extra rate is its own cached fit, so the fits on
   `GRID` are kept. (A rule revised after the first 11 task fits, before any extension was run: the steering
   vector had chosen the grid's smallest rate in 10 of them and the LTV an edge in 8, so the comparison was
@@ -28,7 +28,7 @@ from __future__ import annotations
 
 from analyses.science.fits import fit_unit
 from analyses.science.units import Context, UnitStore
-from interp.vectors import rate_past_edge
+from interp.vectors import extend_past_edges
 
 #: factor-4 steps over the rates either method ever won at: the sweep's steering vector chose the top of
 #: 0.003–0.03 on 7 of 10 tasks, and the study's Gemma LTV at lr 0.1 ended with |θ| ≤ 6.0 = 0.1 × 60 steps
@@ -50,16 +50,18 @@ def unit(ctx: Context, store: UnitStore, task: str, method: str, seed: int = 0) 
     compared on the same valid split: same seed, same prompts), then trained longer at the chosen rate while
     its best step is the cap (`LONGER`). ``training["lr_grid"]`` lists every rate tried, ``["step_cap"]`` the
     cap of the kept fit."""
-    best = fit_unit(ctx, store, task, method, overrides={"steps": STEPS}, seed=seed, lr_grid=GRID)
-    tried = dict(best["training"]["lr_grid"])
-    for _ in range(EXTEND):
-        nxt = rate_past_edge([float(r) for r in tried], best["training"]["lr"])
-        if nxt is None:
-            break
-        extra = fit_unit(ctx, store, task, method, overrides={"steps": STEPS}, seed=seed, lr_grid=(nxt,))
-        tried.update(extra["training"]["lr_grid"])
-        if extra["training"]["best_valid_loss"] < best["training"]["best_valid_loss"]:
-            best = extra
+    grid = fit_unit(ctx, store, task, method, overrides={"steps": STEPS}, seed=seed, lr_grid=GRID)
+    fits = {float(grid["training"]["lr"]): grid}
+    tried = dict(grid["training"]["lr_grid"])
+
+    def fit_rate(lr: float) -> float:
+        fits[lr] = fit_unit(ctx, store, task, method, overrides={"steps": STEPS}, seed=seed, lr_grid=(lr,))
+        tried.update(fits[lr]["training"]["lr_grid"])
+        return fits[lr]["training"]["best_valid_loss"]
+
+    # the grid's own choice first, so a tie keeps it (only its vector is stored with the grid's unit)
+    losses = {float(r): v["best_valid_loss"] for r, v in sorted(tried.items(), key=lambda kv: float(kv[0]) not in fits)}
+    best = fits[extend_past_edges(losses, fit_rate, EXTEND)]
     cap = STEPS
     for _ in range(LONGER):
         if best["training"]["best_step"] < cap:

@@ -49,6 +49,24 @@ def rate_past_edge(tried, chosen: float) -> float | None:
     return float(f"{chosen * chosen / near:.6g}")
 
 
+def extend_past_edges(losses: dict[float, float], fit_rate, extend: int) -> float:
+    """Choose the rate with the lowest valid loss in ``losses`` (rate -> best valid loss; ties go to the rate
+    tried first), fitting up to ``extend`` more rates past an edge it sits at (`rate_past_edge`).
+
+    ``fit_rate(lr)`` fits at ``lr`` and returns its best valid loss; ``losses`` gains each rate it fits. The
+    one search behind `fit_lr_grid` and any caller that caches each rate's fit on its own.
+    """
+    def best() -> float:
+        return min(losses, key=losses.get)
+
+    for _ in range(extend):
+        nxt = rate_past_edge(losses, best())
+        if nxt is None:
+            break
+        losses[nxt] = fit_rate(nxt)
+    return best()
+
+
 def fit_lr_grid(method: str, problem, config, lrs, extend: int = 0, **kwargs) -> TaskVector:
     """Fit ``method`` once per learning rate in ``lrs`` and keep the fit with the lowest validation loss.
 
@@ -68,17 +86,14 @@ def fit_lr_grid(method: str, problem, config, lrs, extend: int = 0, **kwargs) ->
     config = config if config is not None else CONFIGS[method]()
     fits = {lr: fit(method, problem, replace(config, lr=lr), **kwargs) for lr in lrs}
 
-    def best_rate() -> float:
-        return min(fits, key=lambda lr: fits[lr].meta["training"]["best_valid_loss"])
+    def fit_rate(lr: float) -> float:
+        fits[lr] = fit(method, problem, replace(config, lr=lr), **kwargs)
+        return fits[lr].meta["training"]["best_valid_loss"]
 
-    for _ in range(extend):
-        nxt = rate_past_edge(fits, best_rate())
-        if nxt is None:
-            break
-        fits[nxt] = fit(method, problem, replace(config, lr=nxt), **kwargs)
+    losses = {lr: v.meta["training"]["best_valid_loss"] for lr, v in fits.items()}
+    best = extend_past_edges(losses, fit_rate, extend)
     summary = {str(lr): {k: v.meta["training"].get(k) for k in ("best_valid_loss", "best_step", "steps_run")}
                for lr, v in sorted(fits.items())}  # fmt: skip
-    best = best_rate()
     chosen = fits[best]
     chosen.meta["training"]["lr_grid"] = summary
     chosen.meta["training"]["lr"] = best
@@ -87,6 +102,6 @@ def fit_lr_grid(method: str, problem, config, lrs, extend: int = 0, **kwargs) ->
 
 __all__ = [
     "CONFIGS", "METHODS", "FVConfig", "FunctionVector", "HiddenStateTaskVector", "LTVConfig",
-    "LearnedTaskVector", "SteeringConfig", "SteeringVector", "TVConfig", "TaskVector", "VectorError", "causal_indirect_effects", "fit",
-    "fit_fv", "fit_lr_grid", "fit_ltv", "fit_steering", "fit_tv", "load_vector", "project_onto_heads", "rate_past_edge",
+    "LearnedTaskVector", "SteeringConfig", "SteeringVector", "TVConfig", "TaskVector", "VectorError", "causal_indirect_effects", "extend_past_edges",
+    "fit", "fit_fv", "fit_lr_grid", "fit_ltv", "fit_steering", "fit_tv", "load_vector", "project_onto_heads", "rate_past_edge",
 ]  # fmt: skip
